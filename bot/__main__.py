@@ -1,0 +1,100 @@
+"""The command line: `wandb-telegram-bot [run|check]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from pydantic import ValidationError
+
+from config import LabConfig, LabFileError, Settings, load_lab
+
+EXIT_CONFIG = 2
+
+
+def package_version() -> str:
+    """Return the installed version of the bot."""
+    try:
+        return version("wandb-telegram-bot")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """Turn a settings validation error into one line per problem, naming the variable."""
+    aliases = {name: field.alias or name.upper() for name, field in Settings.model_fields.items()}
+    lines = []
+    for err in exc.errors():
+        key = str(err["loc"][0]) if err["loc"] else "settings"
+        name = aliases.get(key, key)
+        if err["type"] == "missing":
+            lines.append(f"{name}: missing (set it in the environment or in .env)")
+        else:
+            lines.append(f"{name}: {err['msg']}")
+    return lines
+
+
+def load_config() -> tuple[Settings, LabConfig]:
+    """Build the settings and the lab file, or exit 2 with one line per problem."""
+    problems: list[str] = []
+    settings: Settings | None = None
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems.extend(settings_problems(exc))
+    lab: LabConfig | None = None
+    lab_path = settings.lab_file if settings else Settings.model_fields["lab_file"].default
+    try:
+        lab = load_lab(lab_path)
+    except LabFileError as exc:
+        problems.extend(exc.problems)
+    if problems or settings is None or lab is None:
+        print("wandb-telegram-bot cannot start:", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return settings, lab
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    parser = argparse.ArgumentParser(
+        prog="wandb-telegram-bot",
+        description="Tell an ML lab's Telegram chats what its W&B runs and sweeps are doing.",
+        epilog="Settings come from the environment and .env; see README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "check"],
+        help="run the bot (default), or check the settings, the lab file, W&B and Telegram",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command."""
+    args = build_parser().parse_args(argv)
+    settings, lab = load_config()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Third-party HTTP clients log full URLs, and Telegram URLs carry the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from bot import app
+
+    if args.command == "check":
+        return asyncio.run(app.check(settings, lab))
+    app.run(settings, lab)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

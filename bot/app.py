@@ -1,0 +1,230 @@
+"""The composition root: builds every service, registers handlers and jobs, runs the bot."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+)
+
+from bot.delivery import CALLBACK_PREFIX, Delivery
+from bot.domain.events import StallPolicy
+from bot.monitor import Monitor, PollScheduler
+from bot.services import BotContext, BotData, Services
+from bot.store import Store
+from config import LabConfig, Settings
+from handlers import general, runs, watch
+from handlers.buttons import ButtonAction, button_router
+from wandb_client.client import WandbClient
+from wandb_client.errors import WandbError
+
+log = logging.getLogger(__name__)
+
+BotApplication = Application[Any, BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
+
+# What Telegram's command menu shows; the full usage lives in /help.
+MENU: tuple[tuple[str, str], ...] = (
+    ("help", "what I can do"),
+    ("runs", "a project's recent runs"),
+    ("best", "the best run of a project or sweep"),
+    ("plot", "chart a run's metrics"),
+    ("digest", "this chat's digest now"),
+    ("status", "my health: W&B, polls, queue"),
+    ("subscriptions", "what this chat watches"),
+    ("watch", "watch a project (admins)"),
+    ("unwatch", "stop watching a project (admins)"),
+    ("sweep", "start, stop, pause or check a sweep"),
+    ("sweeps", "the sweeps running now"),
+    ("stop", "stop a run (admins)"),
+    ("silence", "mute a project for a while (admins)"),
+    ("unsilence", "unmute a project (admins)"),
+)
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def build_wandb_client(settings: Settings, lab: LabConfig) -> WandbClient:
+    """Build the W&B client from the settings."""
+    return WandbClient(
+        settings.wandb_api_key.get_secret_value(),
+        base_url=settings.wandb_base_url,
+        default_entity=lab.entity,
+        ui_url=settings.ui_url,
+        timeout=settings.wandb_timeout,
+        concurrency=settings.wandb_concurrency,
+    )
+
+
+def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotApplication:
+    """Build the application with every service, handler and hook registered."""
+    application: BotApplication = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.file_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .rate_limiter(AIORateLimiter(max_retries=1))
+        .context_types(ContextTypes(bot_data=BotData))
+        .post_init(start_services)
+        .post_stop(stop_services)
+        .post_shutdown(close_services)
+        .build()
+    )
+    store = Store(settings.db_path)
+    wandb = build_wandb_client(settings, lab)
+    delivery = Delivery(
+        store,
+        application.bot,
+        clock,
+        admins=lab.admins,
+        idle_wait=settings.delivery_interval,
+        max_attempts=settings.delivery_max_attempts,
+    )
+    monitor = Monitor(
+        store,
+        wandb,
+        lab,
+        clock,
+        ui_url=settings.ui_url,
+        poll_interval=settings.poll_interval,
+        idle_poll_interval=settings.idle_poll_interval,
+        max_backoff=settings.max_backoff,
+        overlap=settings.watermark_overlap,
+        stall_policy=StallPolicy(floor=settings.stall_floor, factor=settings.stall_factor),
+    )
+    assert application.job_queue is not None, "python-telegram-bot[job-queue] is required"
+    polls = PollScheduler(monitor, application.job_queue, on_enqueued=delivery.wake)
+    application.bot_data.bind(
+        Services(
+            settings=settings,
+            lab=lab,
+            store=store,
+            wandb=wandb,
+            monitor=monitor,
+            delivery=delivery,
+            polls=polls,
+            clock=clock,
+            started_at=clock(),
+        )
+    )
+    register_handlers(application)
+    return application
+
+
+def register_handlers(application: BotApplication) -> None:
+    """Register every command and button handler."""
+    commands = {
+        "start": general.start_command,
+        "help": general.help_command,
+        "status": general.status_command,
+        "watch": watch.watch_command,
+        "unwatch": watch.unwatch_command,
+        "subscriptions": watch.subscriptions_command,
+        "silence": watch.silence_command,
+        "unsilence": watch.unsilence_command,
+        "runs": runs.runs_command,
+    }
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback))
+    actions: dict[str, ButtonAction] = {}
+    application.add_handler(
+        CallbackQueryHandler(button_router(actions), pattern=f"^{CALLBACK_PREFIX}")
+    )
+    application.add_error_handler(report_error)
+
+
+async def report_error(update: object, context: BotContext) -> None:
+    """Log an unexpected error and tell the user in one line, without a traceback."""
+    log.error("unhandled error", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(
+                "⚠️ Something went wrong on my side; it is logged. Try again in a moment."
+            )
+        except Exception:
+            log.exception("could not tell the chat about the error")
+
+
+async def start_services(application: BotApplication) -> None:
+    """Start what runs beside the handlers; order matters, see the comments."""
+    services = application.bot_data.services
+    await application.bot.set_my_commands([BotCommand(n, d) for n, d in MENU])
+    # Delivery first, so that anything enqueued while the bot was down goes out now.
+    services.delivery.start()
+    services.polls.start()
+
+
+async def stop_services(application: BotApplication) -> None:
+    """Stop the background workers while the bot can still send."""
+    await application.bot_data.services.delivery.stop()
+
+
+async def close_services(application: BotApplication) -> None:
+    """Close the W&B client and the store."""
+    services = application.bot_data.services
+    await services.wandb.close()
+    services.store.close()
+
+
+def run(settings: Settings, lab: LabConfig) -> None:
+    """Run the bot until it is stopped by a signal."""
+    application = build(settings, lab)
+    log.info(
+        "starting: %d chats, %d admins, polling every %gs",
+        len(lab.chats),
+        len(lab.admins),
+        settings.poll_interval,
+    )
+    application.run_polling(allowed_updates=["message", "callback_query"])
+
+
+async def check(settings: Settings, lab: LabConfig) -> int:
+    """Check W&B and Telegram with the configured credentials and print a short report."""
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    ok = True
+    print(f"lab file: {settings.lab_file} ok ({len(lab.chats)} chats, {len(lab.sweeps)} sweeps)")
+    wandb = build_wandb_client(settings, lab)
+    try:
+        viewer = await wandb.viewer()
+        print(f"W&B: ok, signed in as {viewer} at {settings.wandb_base_url or 'api.wandb.ai'}")
+    except WandbError as exc:
+        ok = False
+        print(f"W&B: FAILED: {exc}")
+    finally:
+        await wandb.close()
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_api_url,
+        base_file_url=settings.file_url,
+    )
+    try:
+        async with bot:
+            me = await bot.get_me()
+        print(f"Telegram: ok, bot @{me.username}")
+    except TelegramError as exc:
+        ok = False
+        print(f"Telegram: FAILED: {exc.message}")
+    sys.stdout.flush()
+    return 0 if ok else 1

@@ -1,0 +1,584 @@
+"""Parse chat command arguments into request objects, or refuse with a UsageError."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from config.lab import LabConfig, check_name
+
+DEFAULT_SWEEP_COUNT = 10
+DEFAULT_AGENTS = 1
+DEFAULT_RUNS_LIMIT = 10
+MAX_RUNS_LIMIT = 50
+MAX_SILENCE_S = 7 * 86400
+RUN_STATES = ("running", "pending", "finished", "failed", "crashed", "killed", "preempted")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+_SWEEP_ID = re.compile(r"^[a-z0-9]{4,32}$")
+_METRIC = re.compile(r"^[\w./\-]{1,128}$")
+_DURATION = re.compile(r"^(?:(\d{1,4})d)?(?:(\d{1,5})h)?(?:(\d{1,6})m)?(?:(\d{1,7})s)?$")
+_GOALS: dict[str, Literal["maximize", "minimize"]] = {
+    "max": "maximize",
+    "maximize": "maximize",
+    "min": "minimize",
+    "minimize": "minimize",
+}
+
+USAGES: dict[str, str] = {
+    "help": "/help",
+    "start": "/start",
+    "watch": "/watch <project|entity/project>",
+    "unwatch": "/unwatch <project|entity/project>",
+    "subscriptions": "/subscriptions",
+    "runs": f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}]",
+    "status": "/status",
+    "best": "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]",
+    "plot": "/plot <run id|project/id|entity/project/id|run URL> [metric ...]",
+    "digest": "/digest",
+    "sweep": "/sweep start|stop|cancel|pause|resume|status ...",
+    "sweep start": (
+        f"/sweep start <name> [count=N, default {DEFAULT_SWEEP_COUNT}] "
+        f"[agents=K, default {DEFAULT_AGENTS}] [gpus=0,1] [project=P] [sweep=ID]"
+    ),
+    "sweep stop": "/sweep stop <sweep id|name|entity/project/id|sweep URL>",
+    "sweep cancel": "/sweep cancel <sweep id|name|entity/project/id|sweep URL>",
+    "sweep pause": "/sweep pause <sweep id|name|entity/project/id|sweep URL>",
+    "sweep resume": "/sweep resume <sweep id|name|entity/project/id|sweep URL>",
+    "sweep status": "/sweep status [sweep id|name|entity/project/id|sweep URL]",
+    "sweeps": "/sweeps",
+    "stop": "/stop <run id|project/id|entity/project/id|run URL>",
+    "silence": "/silence <project> <duration, e.g. 30m, 2h, 1d>",
+    "unsilence": "/unsilence <project>",
+}
+
+_HELP_LINES: tuple[tuple[str, str, bool], ...] = (
+    ("help", "show this help", False),
+    ("start", "say hello and show this help", False),
+    ("watch", "hear about a project's runs in this chat", True),
+    ("unwatch", "stop hearing about a project", True),
+    ("subscriptions", "list the projects this chat hears about", False),
+    ("runs", "list a project's recent runs", False),
+    ("status", "the bot's health: W&B, last polls, queued messages", False),
+    ("best", "the best run of a project or sweep and its config", False),
+    ("plot", "chart a run's metrics", False),
+    ("digest", "post this chat's digest now", False),
+    ("sweep start", "start one of the lab's sweeps with local agents", True),
+    ("sweep stop", "stop a sweep, letting running runs finish", True),
+    ("sweep cancel", "cancel a sweep and kill its running runs", True),
+    ("sweep pause", "pause a sweep", True),
+    ("sweep resume", "resume a paused sweep", True),
+    ("sweep status", "show a sweep's progress", False),
+    ("sweeps", "list the lab's sweeps and the ones running", False),
+    ("stop", "stop a running run", True),
+    ("silence", "mute a project's notifications for a while", True),
+    ("unsilence", "unmute a project", True),
+)
+
+
+def _help_text() -> str:
+    lines = ["<b>Commands</b> (🔒 lab admins only)"]
+    for name, what, admin in _HELP_LINES:
+        lock = " 🔒" if admin else ""
+        lines.append(f"<code>{escape(USAGES[name])}</code>{lock} — {escape(what)}")
+    return "\n".join(lines)
+
+
+HELP = _help_text()
+
+
+class UsageError(Exception):
+    """A command's arguments are wrong; `reason` says how, `usage` how to write it."""
+
+    def __init__(self, reason: str, usage: str) -> None:
+        super().__init__(f"{reason} Usage: {usage}")
+        self.reason = reason
+        self.usage = usage
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """Point at one W&B run."""
+
+    entity: str
+    project: str
+    run_id: str
+
+    @property
+    def path(self) -> str:
+        """Return `entity/project/run_id`."""
+        return f"{self.entity}/{self.project}/{self.run_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRef:
+    """Point at one W&B project."""
+
+    entity: str
+    project: str
+
+    @property
+    def path(self) -> str:
+        """Return `entity/project`."""
+        return f"{self.entity}/{self.project}"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRef:
+    """Point at a sweep: by W&B id (project and entity when given) or by lab sweep name."""
+
+    sweep_id: str | None = None
+    project: str | None = None
+    entity: str | None = None
+    name: str | None = None
+
+    @property
+    def path(self) -> str | None:
+        """Return `entity/project/id` when all three are known."""
+        if self.sweep_id and self.project and self.entity:
+            return f"{self.entity}/{self.project}/{self.sweep_id}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStart:
+    """Start a lab sweep (or attach agents to an existing W&B sweep)."""
+
+    name: str
+    count: int
+    agents: int
+    gpus: tuple[int, ...]
+    project: str
+    entity: str
+    sweep_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStop:
+    """Stop a sweep; `cancel` also kills its running runs."""
+
+    sweep_ref: SweepRef
+    cancel: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPause:
+    """Pause a sweep."""
+
+    ref: SweepRef
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResume:
+    """Resume a paused sweep."""
+
+    ref: SweepRef
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStatus:
+    """Show one sweep's progress, or every sweep's when `ref` is None."""
+
+    ref: SweepRef | None = None
+
+
+SweepRequest = SweepStart | SweepStop | SweepPause | SweepResume | SweepStatus
+
+
+@dataclass(frozen=True, slots=True)
+class BestRequest:
+    """Find the best run of a project or a sweep."""
+
+    target: str
+    is_sweep: bool
+    metric: str | None
+    goal: Literal["maximize", "minimize"] | None
+    entity: str | None
+    project: str | None
+    sweep_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunsRequest:
+    """List a project's runs."""
+
+    project: str
+    entity: str
+    state: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlotRequest:
+    """Chart some of a run's metrics (the project's when none are named)."""
+
+    run: RunRef
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRequest:
+    """Mute a project's notifications in a chat for `seconds`."""
+
+    project: ProjectRef
+    seconds: float
+
+
+# --- pieces -------------------------------------------------------------------------------
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _name(value: str, what: str, usage: str) -> str:
+    try:
+        return check_name(value, what)
+    except ValueError:
+        raise UsageError(
+            f'{what.capitalize()} "{_shown(value)}" may use only letters, digits, - _ and .',
+            usage,
+        ) from None
+
+
+def _run_id(value: str, usage: str) -> str:
+    if not _RUN_ID.match(value):
+        raise UsageError(f'Run id "{_shown(value)}" is not a W&B run id.', usage)
+    return value
+
+
+def _sweep_id(value: str, usage: str) -> str:
+    if not _SWEEP_ID.match(value):
+        raise UsageError(
+            f'Sweep id "{_shown(value)}" is not a W&B sweep id (lowercase letters and digits).',
+            usage,
+        )
+    return value
+
+
+def _url_parts(text: str, usage: str) -> list[str]:
+    """Return the path segments of a W&B URL (any host), ignoring query and fragment."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f'"{_shown(text)}" is not a W&B link.', usage)
+    return [unquote(p) for p in parts.path.split("/") if p]
+
+
+def _positive_int(key: str, value: str, maximum: int, usage: str) -> int:
+    if not re.fullmatch(r"\d{1,9}", value):
+        raise UsageError(
+            f'{key} must be a whole number from 1 to {maximum}, not "{_shown(value)}".', usage
+        )
+    number = int(value)
+    if not 1 <= number <= maximum:
+        raise UsageError(f"{key} must be from 1 to {maximum}, not {number}.", usage)
+    return number
+
+
+def _gpus(value: str, usage: str) -> tuple[int, ...]:
+    items = value.split(",")
+    if not value or not all(re.fullmatch(r"\d{1,3}", item) for item in items):
+        raise UsageError(
+            f'gpus must be a comma list of GPU numbers such as 0,1, not "{_shown(value)}".', usage
+        )
+    gpus = tuple(int(item) for item in items)
+    if len(set(gpus)) != len(gpus):
+        raise UsageError(f'gpus lists a GPU twice: "{_shown(value)}".', usage)
+    return gpus
+
+
+def _known(items: Sequence[str]) -> str:
+    return ", ".join(sorted(items)) if items else "none"
+
+
+def _key_values(args: Sequence[str], known: Sequence[str], usage: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        key = key.lower()
+        if not sep:
+            raise UsageError(f'Expected key=value, got "{_shown(arg)}".', usage)
+        if key not in known:
+            raise UsageError(f'Unknown option "{_shown(key)}". Known: {", ".join(known)}.', usage)
+        if key in out:
+            raise UsageError(f"{key} is given twice.", usage)
+        out[key] = value
+    return out
+
+
+# --- references -----------------------------------------------------------------------------
+
+
+def parse_run_ref(text: str, default_entity: str, default_project: str | None) -> RunRef:
+    """Parse a run id, `project/id`, `entity/project/id` or a W&B run URL."""
+    usage = USAGES["stop"]
+    text = text.strip()
+    if not text:
+        raise UsageError("Say which run.", usage)
+    if "://" in text:
+        parts = _url_parts(text, usage)
+        if len(parts) < 4 or parts[2] != "runs":
+            raise UsageError(f'"{_shown(text)}" is not a link to a W&B run.', usage)
+        entity, project, run_id = parts[0], parts[1], parts[3]
+    else:
+        parts = text.split("/")
+        if len(parts) == 1:
+            if default_project is None:
+                raise UsageError(
+                    f'Run "{_shown(text)}" needs its project: write project/{_shown(text)}.',
+                    usage,
+                )
+            entity, project, run_id = default_entity, default_project, parts[0]
+        elif len(parts) == 2:
+            entity, project, run_id = default_entity, parts[0], parts[1]
+        elif len(parts) == 3:
+            entity, project, run_id = parts
+        elif len(parts) == 4 and parts[2] == "runs":
+            entity, project, run_id = parts[0], parts[1], parts[3]
+        else:
+            raise UsageError(f'"{_shown(text)}" is not a run reference.', usage)
+    return RunRef(
+        _name(entity, "entity", usage), _name(project, "project", usage), _run_id(run_id, usage)
+    )
+
+
+def _project_ref(text: str, lab: LabConfig, usage: str) -> ProjectRef:
+    if "://" in text:
+        parts = _url_parts(text, usage)
+        if len(parts) < 2:
+            raise UsageError(f'"{_shown(text)}" is not a link to a W&B project.', usage)
+        entity, project = parts[0], parts[1]
+    elif text.count("/") == 1:
+        entity, project = text.split("/")
+    elif "/" in text:
+        raise UsageError(
+            f'"{_shown(text)}" is not a project: write project or entity/project.', usage
+        )
+    else:
+        project = text
+        entity = lab.project(text).entity or lab.entity
+    return ProjectRef(_name(entity, "entity", usage), _name(project, "project", usage))
+
+
+def parse_project_arg(args: Sequence[str], lab: LabConfig, command: str = "watch") -> ProjectRef:
+    """Parse the single project argument of /watch, /unwatch and /unsilence."""
+    usage = USAGES.get(command, USAGES["watch"])
+    if len(args) != 1:
+        raise UsageError("Give exactly one project." if args else "Say which project.", usage)
+    return _project_ref(args[0], lab, usage)
+
+
+def _sweep_ref(text: str, lab: LabConfig, usage: str) -> SweepRef:
+    if text in lab.sweeps:
+        return SweepRef(name=text)
+    if "://" in text:
+        parts = _url_parts(text, usage)
+        if len(parts) < 4 or parts[2] != "sweeps":
+            raise UsageError(f'"{_shown(text)}" is not a link to a W&B sweep.', usage)
+        entity, project, sweep = parts[0], parts[1], parts[3]
+    else:
+        parts = text.split("/")
+        if len(parts) == 1:
+            if not _SWEEP_ID.match(text):
+                known = _known(list(lab.sweeps))
+                raise UsageError(f'Unknown sweep "{_shown(text)}". Known: {known}.', usage)
+            return SweepRef(sweep_id=text)
+        if len(parts) == 2:
+            return SweepRef(
+                sweep_id=_sweep_id(parts[1], usage), project=_name(parts[0], "project", usage)
+            )
+        if len(parts) == 3:
+            entity, project, sweep = parts
+        elif len(parts) == 4 and parts[2] == "sweeps":
+            entity, project, sweep = parts[0], parts[1], parts[3]
+        else:
+            raise UsageError(f'"{_shown(text)}" is not a sweep reference.', usage)
+    return SweepRef(
+        sweep_id=_sweep_id(sweep, usage),
+        project=_name(project, "project", usage),
+        entity=_name(entity, "entity", usage),
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def parse_sweep(
+    args: Sequence[str], lab: LabConfig, *, max_count: int, max_agents: int
+) -> SweepRequest:
+    """Parse `/sweep start|stop|cancel|pause|resume|status ...`."""
+    if not args:
+        raise UsageError("Say what to do with the sweep.", USAGES["sweep"])
+    sub, rest = args[0].lower(), list(args[1:])
+    if sub == "start":
+        return _parse_sweep_start(rest, lab, max_count=max_count, max_agents=max_agents)
+    if sub not in ("stop", "cancel", "pause", "resume", "status"):
+        raise UsageError(f'Unknown sweep action "{_shown(args[0])}".', USAGES["sweep"])
+    usage = USAGES[f"sweep {sub}"]
+    if len(rest) > 1:
+        raise UsageError("Give one sweep.", usage)
+    if not rest:
+        if sub == "status":
+            return SweepStatus(None)
+        raise UsageError("Say which sweep.", usage)
+    ref = _sweep_ref(rest[0], lab, usage)
+    if sub in ("stop", "cancel"):
+        return SweepStop(ref, cancel=sub == "cancel")
+    if sub == "pause":
+        return SweepPause(ref)
+    if sub == "resume":
+        return SweepResume(ref)
+    return SweepStatus(ref)
+
+
+def _parse_sweep_start(
+    args: Sequence[str], lab: LabConfig, *, max_count: int, max_agents: int
+) -> SweepStart:
+    usage = USAGES["sweep start"]
+    if not args or "=" in args[0]:
+        raise UsageError(f"Say which sweep. Known: {_known(list(lab.sweeps))}.", usage)
+    name = args[0]
+    if name not in lab.sweeps:
+        raise UsageError(
+            f'Unknown sweep "{_shown(name)}". Known: {_known(list(lab.sweeps))}.', usage
+        )
+    options = _key_values(args[1:], ("count", "agents", "gpus", "project", "sweep"), usage)
+    sweep = lab.sweeps[name]
+    count = (
+        _positive_int("count", options["count"], max_count, usage)
+        if "count" in options
+        else min(DEFAULT_SWEEP_COUNT, max_count)
+    )
+    agents = (
+        _positive_int("agents", options["agents"], max_agents, usage)
+        if "agents" in options
+        else min(DEFAULT_AGENTS, max_agents)
+    )
+    gpus = _gpus(options["gpus"], usage) if "gpus" in options else ()
+    project = _name(options["project"], "project", usage) if "project" in options else sweep.project
+    sweep_id = _sweep_id(options["sweep"], usage) if "sweep" in options else None
+    entity = sweep.entity or lab.project(project).entity or lab.entity
+    return SweepStart(name, count, agents, gpus, project, entity, sweep_id)
+
+
+def _looks_like_project(text: str, lab: LabConfig) -> bool:
+    if text in lab.projects:
+        return True
+    if any(s.project == text for s in lab.sweeps.values()):
+        return True
+    return any(text in (p, p.rpartition("/")[2]) for chat in lab.chats for p in chat.projects)
+
+
+def parse_best(args: Sequence[str], lab: LabConfig) -> BestRequest:
+    """Parse `/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]`.
+
+    A bare word is a project when the lab knows it as one; otherwise an 8-ish character
+    lowercase id is taken for a sweep id (its project left for the caller to find).
+    """
+    usage = USAGES["best"]
+    if not args:
+        raise UsageError("Say which project or sweep.", usage)
+    if len(args) > 3:
+        raise UsageError("Too many arguments.", usage)
+    target, rest = args[0], list(args[1:])
+    goal = None
+    if rest and rest[-1].lower() in _GOALS:
+        goal = _GOALS[rest.pop().lower()]
+    metric = None
+    if rest:
+        metric = rest.pop(0)
+        if not _METRIC.match(metric):
+            raise UsageError(f'"{_shown(metric)}" is not a metric name.', usage)
+    if rest:
+        raise UsageError(f'Expected min or max, not "{_shown(rest[0])}".', usage)
+    is_sweep = "/sweeps/" in target or (
+        "/" not in target
+        and _SWEEP_ID.fullmatch(target) is not None
+        and len(target) == 8
+        and not _looks_like_project(target, lab)
+    )
+    if is_sweep:
+        ref = _sweep_ref(target, lab, usage)
+        path = ref.path or ref.sweep_id or ""
+        return BestRequest(path, True, metric, goal, ref.entity, ref.project, ref.sweep_id)
+    project = _project_ref(target, lab, usage)
+    return BestRequest(project.path, False, metric, goal, project.entity, project.project)
+
+
+def parse_runs(
+    args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
+) -> RunsRequest:
+    """Parse `/runs <project> [state] [limit]` (state and limit in any order)."""
+    usage = USAGES["runs"]
+    rest = list(args)
+    if rest and (rest[0].lower() in RUN_STATES or rest[0].isdigit()) and default_project:
+        target = default_project
+    elif rest:
+        target = rest.pop(0)
+    elif default_project:
+        target = default_project
+    else:
+        raise UsageError("Say which project.", usage)
+    project = _project_ref(target, lab, usage)
+    state: str | None = None
+    limit = DEFAULT_RUNS_LIMIT
+    seen_limit = False
+    for arg in rest:
+        word = arg.lower()
+        if word in RUN_STATES and state is None:
+            state = word
+        elif re.fullmatch(r"\d{1,9}", arg) and not seen_limit:
+            limit = _positive_int("limit", arg, MAX_RUNS_LIMIT, usage)
+            seen_limit = True
+        else:
+            raise UsageError(
+                f'"{_shown(arg)}" is neither a run state ({", ".join(RUN_STATES)}) nor a limit.',
+                usage,
+            )
+    return RunsRequest(project.project, project.entity, state, limit)
+
+
+def parse_plot(
+    args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
+) -> PlotRequest:
+    """Parse `/plot <run> [metric ...]`."""
+    usage = USAGES["plot"]
+    if not args:
+        raise UsageError("Say which run.", usage)
+    try:
+        run = parse_run_ref(args[0], lab.entity, default_project)
+    except UsageError as exc:
+        raise UsageError(exc.reason, usage) from None
+    metrics = tuple(args[1:])
+    for metric in metrics:
+        if not _METRIC.match(metric):
+            raise UsageError(f'"{_shown(metric)}" is not a metric name.', usage)
+    if len(metrics) > 6:
+        raise UsageError("Plot at most 6 metrics.", usage)
+    return PlotRequest(run, metrics)
+
+
+def parse_duration(text: str) -> float | None:
+    """Return seconds for `90s`, `30m`, `2h`, `1d` or `1h30m`, None when it is not one."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
+
+
+def parse_silence(args: Sequence[str], lab: LabConfig) -> SilenceRequest:
+    """Parse `/silence <project> <duration>`."""
+    usage = USAGES["silence"]
+    if len(args) != 2:
+        raise UsageError("Give a project and a duration.", usage)
+    project = _project_ref(args[0], lab, usage)
+    seconds = parse_duration(args[1])
+    if seconds is None or seconds <= 0:
+        raise UsageError(f'"{_shown(args[1])}" is not a duration.', usage)
+    if seconds > MAX_SILENCE_S:
+        raise UsageError("Silence for at most 7d.", usage)
+    return SilenceRequest(project, seconds)

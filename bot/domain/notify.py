@@ -1,0 +1,131 @@
+"""Decide which chat hears about which run events, grouping bursts into few messages."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
+from bot.domain.events import RunEvent
+from bot.domain.render import Button as Button
+from bot.domain.render import Buttons, render_burst, render_run_event
+from config.lab import ALL_EVENTS, EventKind, LabConfig
+
+__all__ = ["Button", "Notification", "chat_timezone", "notifications_for", "subscribed_projects"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for one chat, ready for the outbox."""
+
+    chat_id: int
+    dedupe_key: str
+    text: str
+    buttons: Buttons
+    run_keys: tuple[str, ...]
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscription:
+    chat_id: int
+    projects: frozenset[str]
+    kinds: frozenset[EventKind]
+    tz: tzinfo | None
+
+
+def _qualify(item: str, lab: LabConfig) -> str:
+    """Return `entity/project` for a subscription written as `project` or `entity/project`."""
+    if "/" in item:
+        return item
+    return f"{lab.project(item).entity or lab.entity}/{item}"
+
+
+def subscribed_projects(lab: LabConfig, chat_id: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Return the `entity/project` paths a chat hears about (lab file plus /watch)."""
+    chat = lab.chat(chat_id)
+    items = [*(chat.projects if chat else ()), *extra]
+    return frozenset(_qualify(item, lab) for item in items)
+
+
+def chat_timezone(lab: LabConfig, chat_id: int, default: tzinfo | None = None) -> tzinfo | None:
+    """Return the chat's time zone (its digest's), else `default`."""
+    chat = lab.chat(chat_id)
+    if chat is not None and chat.digest is not None:
+        return ZoneInfo(chat.digest.timezone)
+    return default
+
+
+def _subscriptions(
+    lab: LabConfig,
+    extra: Mapping[int, Iterable[str]],
+    paused: frozenset[int],
+    tz: tzinfo | None,
+) -> list[_Subscription]:
+    ids = [chat.id for chat in lab.chats] + [cid for cid in extra if lab.chat(cid) is None]
+    out = []
+    for chat_id in ids:
+        if chat_id in paused:
+            continue
+        chat = lab.chat(chat_id)
+        kinds = frozenset(chat.events if chat else ALL_EVENTS)
+        projects = subscribed_projects(lab, chat_id, extra.get(chat_id, ()))
+        if projects:
+            out.append(_Subscription(chat_id, projects, kinds, chat_timezone(lab, chat_id, tz)))
+    return out
+
+
+def _short_hash(keys: Sequence[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode("utf-8")).hexdigest()
+    return digest[:12]
+
+
+def notifications_for(
+    events: Iterable[RunEvent],
+    lab: LabConfig,
+    *,
+    ui_url: str,
+    burst_threshold: int = 3,
+    tz: tzinfo | None = None,
+    extra_subscriptions: Mapping[int, Iterable[str]] | None = None,
+    paused_chats: Iterable[int] = (),
+) -> list[Notification]:
+    """Return the messages these events make, per subscribed chat, bursts grouped.
+
+    Events of one project and sweep that arrive together become one message (a few when
+    long) once there are `burst_threshold` of them; fewer become one message each.
+    """
+    batch = list(events)
+    extra = {cid: tuple(items) for cid, items in (extra_subscriptions or {}).items()}
+    out: list[Notification] = []
+    for sub in _subscriptions(lab, extra, frozenset(paused_chats), tz):
+        groups: dict[tuple[str, str, str | None], list[RunEvent]] = {}
+        for event in batch:
+            run = event.run
+            if event.kind in sub.kinds and f"{run.entity}/{run.project}" in sub.projects:
+                groups.setdefault((run.entity, run.project, run.sweep), []).append(event)
+        for (_entity, project, _sweep), group in groups.items():
+            settings = lab.project(project)
+            if len(group) >= max(1, burst_threshold):
+                keys = tuple(e.dedupe_key for e in group)
+                stem = f"{sub.chat_id}:burst:{_short_hash(keys)}"
+                for index, text in enumerate(render_burst(group, settings, ui_url)):
+                    out.append(
+                        Notification(sub.chat_id, f"{stem}:{index}", text, (), keys, "burst")
+                    )
+                continue
+            for event in group:
+                text, buttons = render_run_event(event, settings, ui_url, sub.tz)
+                out.append(
+                    Notification(
+                        chat_id=sub.chat_id,
+                        dedupe_key=f"{sub.chat_id}:{event.dedupe_key}",
+                        text=text,
+                        buttons=buttons,
+                        run_keys=(event.dedupe_key,),
+                        kind=event.kind,
+                    )
+                )
+    return out

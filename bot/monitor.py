@@ -1,0 +1,372 @@
+"""The poll job: fetch changed runs, diff them, persist events, enqueue messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.domain.events import RunEvent, RunMemory, StallPolicy, diff_runs
+from bot.domain.notify import Notification, notifications_for
+from bot.store import OutboxItem, Store
+from config import LabConfig
+from wandb_client.errors import WandbError, WandbNotFoundError
+from wandb_client.models import RunSnapshot
+
+log = logging.getLogger(__name__)
+
+EventHook = Callable[[str, str, Sequence[RunEvent]], Awaitable[None]]
+ConfirmationRenderer = Callable[[RunEvent], str]
+
+
+class RunSource(Protocol):
+    """What the monitor needs of the W&B client."""
+
+    async def changed_runs(
+        self, entity: str, project: str, since: datetime | None
+    ) -> list[RunSnapshot]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What one poll of a project did and when the next should come."""
+
+    entity: str
+    project: str
+    ok: bool
+    events: tuple[RunEvent, ...]
+    enqueued: int
+    next_delay: float
+    error: str | None = None
+
+
+def to_outbox(notification: Notification) -> OutboxItem:
+    """Turn a domain notification into an outbox row."""
+    return OutboxItem(
+        chat_id=notification.chat_id,
+        dedupe_key=notification.dedupe_key,
+        kind=notification.kind,
+        text=notification.text,
+        buttons=tuple(
+            tuple(
+                {"label": b.label, "action": b.action, "target": b.target, "url": b.url}
+                for b in row
+            )
+            for row in notification.buttons
+        ),
+        run_keys=notification.run_keys,
+    )
+
+
+def follow_migrations(chat_id: int, migrations: Mapping[int, int]) -> int:
+    """Return the id a chat lives under now, following group → supergroup moves."""
+    seen = {chat_id}
+    while chat_id in migrations:
+        chat_id = migrations[chat_id]
+        if chat_id in seen:
+            break
+        seen.add(chat_id)
+    return chat_id
+
+
+def watermark_of(runs: Iterable[RunSnapshot], previous: datetime | None) -> datetime | None:
+    """Return the newest W&B update time seen (W&B's clock, not ours)."""
+    newest = previous
+    for run in runs:
+        moment = run.updated_at or run.heartbeat_at or run.created_at
+        if newest is None or moment > newest:
+            newest = moment
+    return newest
+
+
+class Monitor:
+    """Poll W&B projects and turn what changed into outbox messages."""
+
+    def __init__(
+        self,
+        store: Store,
+        runs: RunSource,
+        lab: LabConfig,
+        clock: Callable[[], datetime],
+        *,
+        ui_url: str,
+        poll_interval: float,
+        idle_poll_interval: float,
+        max_backoff: float,
+        overlap: float,
+        stall_policy: StallPolicy,
+        burst_threshold: int = 3,
+    ) -> None:
+        self._store = store
+        self._runs = runs
+        self._lab = lab
+        self._clock = clock
+        self._ui_url = ui_url
+        self._poll_interval = poll_interval
+        self._idle_interval = idle_poll_interval
+        self._max_backoff = max_backoff
+        self._overlap = timedelta(seconds=overlap)
+        self._stall_policy = stall_policy
+        self._burst_threshold = burst_threshold
+        self._hooks: list[EventHook] = []
+        self._confirmation: ConfirmationRenderer | None = None
+        self.polls = 0
+
+    def now(self) -> datetime:
+        """Return the monitor's clock reading."""
+        return self._clock()
+
+    def add_hook(self, hook: EventHook) -> None:
+        """Call `hook(entity, project, events)` after every poll that found events."""
+        self._hooks.append(hook)
+
+    def set_confirmation_renderer(self, render: ConfirmationRenderer) -> None:
+        """Render the message that confirms a stop a user asked for."""
+        self._confirmation = render
+
+    def qualify(self, project: str) -> tuple[str, str]:
+        """Split `entity/project` or a bare project (the lab's entity) into its parts."""
+        if "/" in project:
+            entity, name = project.split("/", 1)
+            return entity, name
+        return self._lab.project(project).entity or self._lab.entity, project
+
+    def watched(self) -> set[tuple[str, str]]:
+        """Return every project some chat is subscribed to."""
+        projects = {self.qualify(p) for chat in self._lab.chats for p in chat.projects}
+        for subs in self._store.subscriptions().values():
+            projects |= subs
+        return projects
+
+    def _extra_subscriptions(self) -> dict[int, list[str]]:
+        return {
+            chat: [f"{entity}/{project}" for entity, project in subs]
+            for chat, subs in self._store.subscriptions().items()
+        }
+
+    def _next_delay(self, active: bool) -> float:
+        return self._poll_interval if active else self._idle_interval
+
+    def backoff(self, failures: int) -> float:
+        """Return the wait after `failures` failed polls in a row: doubling, capped."""
+        return float(min(self._max_backoff, self._poll_interval * 2 ** max(failures, 0)))
+
+    async def poll(self, entity: str, project: str) -> PollOutcome:
+        """Poll one project once and persist what it found."""
+        self.polls += 1
+        now = self._clock()
+        state = self._store.project_state(entity, project)
+        baseline = not state.baseline_done
+        if baseline:
+            since: datetime | None = now - 2 * self._overlap
+        else:
+            since = (state.watermark or now) - self._overlap
+        try:
+            runs = await self._runs.changed_runs(entity, project, since)
+        except WandbNotFoundError:
+            runs = []  # a project with no runs yet: every run it gets later is new
+        except WandbError as exc:
+            failures = self._store.record_poll_failure(entity, project, now, str(exc))
+            delay = self.backoff(failures)
+            log.warning(
+                "poll of %s/%s failed (%d in a row), next in %.0fs: %s",
+                entity,
+                project,
+                failures,
+                delay,
+                exc,
+            )
+            return PollOutcome(entity, project, False, (), 0, delay, str(exc))
+        memory = {
+            path: RunMemory.from_dict(data)
+            for path, data in self._store.run_memory(entity, project).items()
+        }
+        policy = self._stall_policy.for_project(self._lab.project(project))
+        events, updated = diff_runs(memory, runs, now, policy, baseline=baseline)
+        messages = self._messages(entity, project, events, now)
+        watermark = watermark_of(runs, state.watermark) or (now - self._overlap)
+        active = any(run.state in ("running", "pending") for run in runs)
+        ids = self._store.record_poll(
+            entity,
+            project,
+            now=now,
+            watermark=watermark,
+            active=active,
+            memory={path: mem.to_dict() for path, mem in updated.items()},
+            messages=messages,
+        )
+        for hook in self._hooks if events else ():
+            try:
+                await hook(entity, project, events)
+            except Exception:
+                log.exception("event hook failed for %s/%s", entity, project)
+        return PollOutcome(entity, project, True, tuple(events), len(ids), self._next_delay(active))
+
+    def _messages(
+        self, entity: str, project: str, events: Sequence[RunEvent], now: datetime
+    ) -> list[OutboxItem]:
+        if not events:
+            return []
+        messages = self._confirmations(events)
+        lab = self._lab_without_silenced(now, entity, project)
+        notifications = notifications_for(
+            events,
+            lab,
+            ui_url=self._ui_url,
+            burst_threshold=self._burst_threshold,
+            extra_subscriptions=self._without_silenced(self._extra_subscriptions(), now),
+        )
+        migrations = self._store.migrations()
+        for note in notifications:
+            item = to_outbox(note)
+            chat = follow_migrations(item.chat_id, migrations)
+            if chat != item.chat_id:
+                item = OutboxItem(
+                    chat, item.dedupe_key, item.kind, item.text, item.buttons, None, item.run_keys
+                )
+            messages.append(item)
+        return messages
+
+    def _confirmations(self, events: Sequence[RunEvent]) -> list[OutboxItem]:
+        """Confirm stops that users asked for, once W&B shows the run has ended."""
+        if self._confirmation is None:
+            return []
+        waiting = self._store.pending_callbacks("await_stop")
+        out = []
+        for event in events:
+            if event.kind not in ("killed", "finished", "failed", "crashed"):
+                continue
+            for record in waiting.get(event.run.path, ()):
+                if record.chat_id is None:
+                    continue
+                out.append(
+                    OutboxItem(
+                        record.chat_id,
+                        f"{record.chat_id}:stopped:{event.dedupe_key}",
+                        "stop-confirmed",
+                        self._confirmation(event),
+                        run_keys=(event.dedupe_key,),
+                    )
+                )
+                self._store.drop_callback(record.token)
+        return out
+
+    def _lab_without_silenced(self, now: datetime, entity: str, project: str) -> LabConfig:
+        silenced = {
+            chat
+            for (chat, ent, proj) in self._store.silences(now)
+            if (ent, proj) == (entity, project)
+        }
+        if not silenced:
+            return self._lab
+        chats = tuple(
+            chat.model_copy(
+                update={
+                    "projects": tuple(
+                        p for p in chat.projects if self.qualify(p) != (entity, project)
+                    )
+                }
+            )
+            if chat.id in silenced
+            else chat
+            for chat in self._lab.chats
+        )
+        return self._lab.model_copy(update={"chats": chats})
+
+    def _without_silenced(
+        self, extra: Mapping[int, list[str]], now: datetime
+    ) -> dict[int, list[str]]:
+        silences = self._store.silences(now)
+        return {
+            chat: [p for p in projects if (chat, *self.qualify(p)) not in silences]
+            for chat, projects in extra.items()
+        }
+
+
+def describe_outcome(outcome: PollOutcome) -> dict[str, Any]:
+    """Return a poll outcome as plain data for logs and tests."""
+    return {
+        "project": f"{outcome.entity}/{outcome.project}",
+        "ok": outcome.ok,
+        "events": [e.kind for e in outcome.events],
+        "enqueued": outcome.enqueued,
+        "next_delay": outcome.next_delay,
+    }
+
+
+class JobQueueLike(Protocol):
+    """The part of PTB's JobQueue the scheduler uses."""
+
+    def run_once(
+        self, callback: Any, when: float, *, data: Any = ..., name: str | None = ...
+    ) -> Any: ...
+
+    def get_jobs_by_name(self, name: str) -> tuple[Any, ...]: ...
+
+
+class PollScheduler:
+    """Keep one poll job per watched project on PTB's job queue, each setting its next time."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        job_queue: JobQueueLike,
+        *,
+        on_enqueued: Callable[[], None],
+        stagger: float = 0.5,
+    ) -> None:
+        self._monitor = monitor
+        self._jobs = job_queue
+        self._on_enqueued = on_enqueued
+        self._stagger = stagger
+        self.last_outcome: dict[tuple[str, str], PollOutcome] = {}
+        self.next_poll_at: dict[tuple[str, str], datetime] = {}
+
+    @staticmethod
+    def job_name(entity: str, project: str) -> str:
+        """Return the job queue name of a project's poll job."""
+        return f"poll:{entity}/{project}"
+
+    def start(self) -> None:
+        """Schedule every watched project, spread out so they do not poll in one burst."""
+        for index, (entity, project) in enumerate(sorted(self._monitor.watched())):
+            self.ensure(entity, project, delay=index * self._stagger)
+
+    def ensure(self, entity: str, project: str, delay: float = 0.0) -> bool:
+        """Schedule a project's poll unless it has one; return True when newly scheduled."""
+        if self._jobs.get_jobs_by_name(self.job_name(entity, project)):
+            return False
+        self._schedule(entity, project, delay)
+        return True
+
+    def poll_now(self, entity: str, project: str) -> None:
+        """Move a project's next poll to now (after /watch, or a stop request)."""
+        for job in self._jobs.get_jobs_by_name(self.job_name(entity, project)):
+            job.schedule_removal()
+        self._schedule(entity, project, 0.0)
+
+    def drop(self, entity: str, project: str) -> None:
+        """Stop polling a project nobody watches any more."""
+        for job in self._jobs.get_jobs_by_name(self.job_name(entity, project)):
+            job.schedule_removal()
+
+    def _schedule(self, entity: str, project: str, delay: float) -> None:
+        self.next_poll_at[(entity, project)] = self._monitor.now() + timedelta(seconds=delay)
+        self._jobs.run_once(
+            self._job, delay, data=(entity, project), name=self.job_name(entity, project)
+        )
+
+    async def _job(self, context: Any) -> None:
+        entity, project = context.job.data
+        try:
+            outcome = await self._monitor.poll(entity, project)
+        except Exception:
+            log.exception("poll of %s/%s crashed", entity, project)
+            outcome = PollOutcome(entity, project, False, (), 0, self._monitor.backoff(1), "crash")
+        self.last_outcome[(entity, project)] = outcome
+        if outcome.enqueued:
+            self._on_enqueued()
+        if (entity, project) in self._monitor.watched():
+            self._schedule(entity, project, outcome.next_delay)

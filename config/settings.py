@@ -1,0 +1,83 @@
+"""Secrets and knobs from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Hold every setting the bot reads from its environment; built once at start."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    telegram_bot_token: SecretStr = Field(alias="TELEGRAM_BOT_TOKEN")
+    wandb_api_key: SecretStr = Field(alias="WANDB_API_KEY")
+    wandb_base_url: str | None = Field(default=None, alias="WANDB_BASE_URL")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org/bot", alias="WTB_TELEGRAM_API_URL"
+    )
+    telegram_file_url: str | None = Field(default=None, alias="WTB_TELEGRAM_FILE_URL")
+    wandb_ui_url: str | None = Field(default=None, alias="WTB_WANDB_UI_URL")
+    lab_file: Path = Field(default=Path("lab.yaml"), alias="WTB_LAB_FILE")
+    data_dir: Path = Field(default=Path("data"), alias="WTB_DATA_DIR")
+    log_level: str = Field(default="INFO", alias="WTB_LOG_LEVEL")
+
+    poll_interval: float = Field(default=30.0, gt=0, alias="WTB_POLL_INTERVAL")
+    idle_poll_interval: float = Field(default=300.0, gt=0, alias="WTB_IDLE_POLL_INTERVAL")
+    max_backoff: float = Field(default=600.0, gt=0, alias="WTB_MAX_BACKOFF")
+    watermark_overlap: float = Field(default=120.0, ge=0, alias="WTB_WATERMARK_OVERLAP")
+    wandb_timeout: float = Field(default=20.0, gt=0, alias="WTB_WANDB_TIMEOUT")
+    wandb_concurrency: int = Field(default=4, ge=1, le=32, alias="WTB_WANDB_CONCURRENCY")
+    group_window: float = Field(default=10.0, ge=0, alias="WTB_GROUP_WINDOW")
+    stall_floor: float = Field(default=600.0, gt=0, alias="WTB_STALL_FLOOR")
+    stall_factor: float = Field(default=10.0, gt=1, alias="WTB_STALL_FACTOR")
+    delivery_interval: float = Field(default=1.0, gt=0, alias="WTB_DELIVERY_INTERVAL")
+    delivery_max_attempts: int = Field(default=8, ge=1, alias="WTB_DELIVERY_MAX_ATTEMPTS")
+
+    max_sweep_count: int = Field(default=500, ge=1, alias="WTB_MAX_SWEEP_COUNT")
+    max_agents: int = Field(default=4, ge=1, alias="WTB_MAX_AGENTS")
+    agent_stagger: float = Field(default=1.0, ge=0, alias="WTB_AGENT_STAGGER")
+    agent_stop_timeout: float = Field(default=30.0, gt=0, alias="WTB_AGENT_STOP_TIMEOUT")
+    agent_check_interval: float = Field(default=5.0, gt=0, alias="WTB_AGENT_CHECK_INTERVAL")
+    card_edit_interval: float = Field(default=5.0, ge=0, alias="WTB_CARD_EDIT_INTERVAL")
+    confirm_ttl: float = Field(default=60.0, gt=0, alias="WTB_CONFIRM_TTL")
+
+    http_host: str = Field(default="127.0.0.1", alias="WTB_HTTP_HOST")
+    http_port: int | None = Field(default=None, ge=0, le=65535, alias="WTB_HTTP_PORT")
+
+    @field_validator("telegram_api_url", "wandb_base_url", "wandb_ui_url", "telegram_file_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def file_url(self) -> str:
+        """Return the Bot API file URL that matches the API URL."""
+        if self.telegram_file_url:
+            return self.telegram_file_url
+        base, _, tail = self.telegram_api_url.rpartition("/")
+        return f"{base}/file/{tail}"
+
+    @property
+    def ui_url(self) -> str:
+        """Return the base of W&B links shown in chats."""
+        if self.wandb_ui_url:
+            return self.wandb_ui_url
+        if self.wandb_base_url and "api.wandb.ai" not in self.wandb_base_url:
+            return self.wandb_base_url
+        return "https://wandb.ai"
+
+    @property
+    def db_path(self) -> Path:
+        """Return the SQLite file inside the data directory."""
+        return self.data_dir / "bot.sqlite3"
+
+    @property
+    def agent_log_dir(self) -> Path:
+        """Return the folder where sweep agents write their logs."""
+        return self.data_dir / "agents"

@@ -1,0 +1,65 @@
+"""/start, /help and /status."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.domain.commands import HELP
+from bot.domain.render import ProjectHealth, render_status
+from bot.services import BotContext, Services
+from handlers.access import lab_only
+from handlers.common import reply
+
+WELCOME = (
+    "👋 I watch the lab's W&amp;B projects and tell this chat when runs finish, fail, "
+    "crash or stall. I can also start sweeps and stop runs for admins."
+)
+
+
+@lab_only
+async def start_command(update: Update, context: BotContext) -> None:
+    """Greet and show what the bot can do."""
+    await reply(update, f"{WELCOME}\n\n{HELP}")
+
+
+@lab_only
+async def help_command(update: Update, context: BotContext) -> None:
+    """List every command with its usage."""
+    await reply(update, HELP)
+
+
+@lab_only
+async def status_command(update: Update, context: BotContext) -> None:
+    """Show W&B health, the last poll of each project, the outbox and agents."""
+    services = context.bot_data.services
+    states = {(s.entity, s.project): s for s in services.store.project_states()}
+    outcomes = services.polls.last_outcome
+    projects = []
+    for entity, project in sorted(services.monitor.watched()):
+        state = states.get((entity, project))
+        outcome = outcomes.get((entity, project))
+        projects.append(
+            ProjectHealth(
+                project=f"{entity}/{project}" if entity != services.lab.entity else project,
+                last_poll=state.last_poll_at if state else None,
+                error=state.last_error if state else None,
+                running=None
+                if outcome is None or not outcome.ok
+                else _running(services, entity, project),
+            )
+        )
+    health = services.wandb.health
+    text = render_status(
+        projects,
+        now=services.clock(),
+        outbox_depth=services.store.outbox_counts()["pending"],
+        wandb_ok=health.consecutive_failures == 0,
+        wandb_error=health.last_error,
+        agents=len(services.store.agents(live_only=True)),
+    )
+    await reply(update, text)
+
+
+def _running(services: Services, entity: str, project: str) -> int:
+    memory = services.store.run_memory(entity, project)
+    return sum(1 for mem in memory.values() if mem.get("state") == "running")

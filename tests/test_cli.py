@@ -1,0 +1,75 @@
+"""The command line: version, help, and refusing to start with bad configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("WTB_", "TELEGRAM_", "WANDB_API", "WANDB_BASE"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**base, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_version_and_help() -> None:
+    assert run_cli("--version").stdout.startswith("wandb-telegram-bot 0.1.0")
+    out = run_cli("--help").stdout
+    assert "check" in out and "run" in out
+
+
+def test_missing_secrets_and_lab_file_exit_2_naming_each(tmp_path: Path) -> None:
+    proc = run_cli("run", env={"WTB_LAB_FILE": str(tmp_path / "lab.yaml")}, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert any(line.strip().startswith("TELEGRAM_BOT_TOKEN: missing") for line in lines)
+    assert any(line.strip().startswith("WANDB_API_KEY: missing") for line in lines)
+    assert any("lab.yaml: not found" in line for line in lines)
+
+
+def test_bad_lab_file_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(yaml.safe_dump({"entity": "lab", "admins": ["x"], "chats": [{"id": "y"}]}))
+    proc = run_cli(
+        "check",
+        env={"TELEGRAM_BOT_TOKEN": "1:a", "WANDB_API_KEY": "k", "WTB_LAB_FILE": str(lab)},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "admins[0]" in proc.stderr and "chats[0].id" in proc.stderr
+    assert "1:a" not in proc.stderr
+
+
+def test_bad_knob_names_the_variable(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text("entity: lab\n")
+    proc = run_cli(
+        env={
+            "TELEGRAM_BOT_TOKEN": "1:a",
+            "WANDB_API_KEY": "k",
+            "WTB_LAB_FILE": str(lab),
+            "WTB_POLL_INTERVAL": "soon",
+        },
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "WTB_POLL_INTERVAL: Input should be a valid number" in proc.stderr
