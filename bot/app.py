@@ -20,13 +20,18 @@ from telegram.ext import (
 )
 
 from bot.delivery import CALLBACK_PREFIX, Delivery
+from bot.digests import DigestService
+from bot.domain.control import render_stop_confirmed
 from bot.domain.events import StallPolicy
+from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
 from bot.services import BotContext, BotData, Services
 from bot.store import Store
+from bot.sweeps import SweepService
 from config import LabConfig, Settings
-from handlers import general, runs, watch
+from handlers import general, insight, runs, stop, sweep, watch
 from handlers.buttons import ButtonAction, button_router
+from wandb_client.agents import AgentSupervisor
 from wandb_client.client import WandbClient
 from wandb_client.errors import WandbError
 
@@ -114,6 +119,27 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
     )
     assert application.job_queue is not None, "python-telegram-bot[job-queue] is required"
     polls = PollScheduler(monitor, application.job_queue, on_enqueued=delivery.wake)
+    insight_service = InsightService(wandb, lab, store, settings.ui_url)
+    digests = DigestService(
+        store, wandb, lab, clock, ui_url=settings.ui_url, on_enqueued=delivery.wake
+    )
+    sweeps = SweepService(
+        settings=settings,
+        lab=lab,
+        store=store,
+        wandb=wandb,
+        supervisor=AgentSupervisor(
+            executable=settings.agent_executable,
+            stagger_s=settings.agent_stagger,
+            check_interval_s=settings.agent_check_interval,
+        ),
+        polls=polls,
+        delivery=delivery,
+        bot=application.bot,
+        clock=clock,
+    )
+    monitor.add_hook(sweeps.on_events)
+    monitor.set_confirmation_renderer(render_stop_confirmed)
     application.bot_data.bind(
         Services(
             settings=settings,
@@ -123,6 +149,9 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             monitor=monitor,
             delivery=delivery,
             polls=polls,
+            insight=insight_service,
+            digests=digests,
+            sweeps=sweeps,
             clock=clock,
             started_at=clock(),
         )
@@ -143,10 +172,25 @@ def register_handlers(application: BotApplication) -> None:
         "silence": watch.silence_command,
         "unsilence": watch.unsilence_command,
         "runs": runs.runs_command,
+        "best": insight.best_command,
+        "plot": insight.plot_command,
+        "digest": insight.digest_command,
+        "sweep": sweep.sweep_command,
+        "sweeps": sweep.sweeps_command,
+        "stop": stop.stop_command,
     }
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback))
-    actions: dict[str, ButtonAction] = {}
+    actions: dict[str, ButtonAction] = {
+        "config": insight.config_pressed,
+        "plot": insight.plot_pressed,
+        "stop": stop.stop_action,
+        "stop_yes": stop.stop_yes_action,
+        "stop_no": stop.stop_no_action,
+        "sweep_stop": sweep.sweep_stop_action,
+        "sweep_pause": sweep.sweep_pause_action,
+        "sweep_resume": sweep.sweep_resume_action,
+    }
     application.add_handler(
         CallbackQueryHandler(button_router(actions), pattern=f"^{CALLBACK_PREFIX}")
     )
@@ -172,10 +216,21 @@ async def start_services(application: BotApplication) -> None:
     # Delivery first, so that anything enqueued while the bot was down goes out now.
     services.delivery.start()
     services.polls.start()
+    assert application.job_queue is not None
+    services.digests.schedule(application.job_queue)
+    # Agents outlive the bot: adopt the live ones, report those that ended meanwhile.
+    await services.sweeps.resume()
+    application.job_queue.run_repeating(
+        services.sweeps.refresh_job,
+        interval=max(services.settings.card_edit_interval, services.settings.poll_interval),
+        name="sweep-cards",
+    )
 
 
 async def stop_services(application: BotApplication) -> None:
     """Stop the background workers while the bot can still send."""
+    # Watchers and card refreshes stop; the agents themselves keep running.
+    await application.bot_data.services.sweeps.close()
     await application.bot_data.services.delivery.stop()
 
 

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.text import Text
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, MaxNLocator
 
 from bot.domain.best import fmt_change
 from bot.domain.digest import Digest, DigestChartData, DigestChartRow, digest_chart_data
@@ -36,6 +36,7 @@ MAX_PARAMS = 6
 MAX_PROJECTS = 10
 _SHARE_RATIO = 4.0
 _LOG_SPAN = 100.0
+_SCALES = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -88,19 +89,44 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _compact(value: float, _pos: object = None) -> str:
-    magnitude = abs(value)
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if magnitude >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.4g}"
+class CompactFormatter(Formatter):
+    """Label ticks as 0.25, 1.2k, 40k or 1.5M, with just enough decimals to tell them apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ticks: list[float] = []
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        """Remember the tick values being labelled together."""
+        self._ticks = [float(v) for v in locs]
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        """Format one tick value, knowing its neighbours."""
+        locs = self._ticks or [x]
+        top = max(abs(v) for v in locs)
+        if 0 < top < 1e-3:
+            return f"{x:.1e}"
+        # Four digits read fine as they are; beyond that a suffix is shorter.
+        size, suffix = next(((n, s) for n, s in _SCALES if top >= 10 * n), (1.0, ""))
+        if x == 0:
+            return "0"
+        # Nice tick values have few decimals; show exactly as many as the longest one needs.
+        decimals = max(_decimals(v / size) for v in locs)
+        return f"{x / size:.{decimals}f}{suffix}"
+
+
+def _decimals(value: float) -> int:
+    for digits in range(7):
+        if abs(round(value, digits) - value) <= 1e-9 * max(1.0, abs(value)):
+            return digits
+    return 6
 
 
 def _style(ax: Axes) -> None:
     ax.tick_params(labelsize=FONT)
     ax.grid(True, alpha=0.35)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
-    ax.yaxis.set_major_formatter(FuncFormatter(_compact))
+    ax.yaxis.set_major_formatter(CompactFormatter())
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
@@ -184,7 +210,7 @@ def metric_curves_png(title: str, series: Mapping[str, Sequence[tuple[float, flo
             )
         _style(ax)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if cols > 1 else 6, integer=True))
-        ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+        ax.xaxis.set_major_formatter(CompactFormatter())
         if len(group) == 1:
             ax.set_title(plain(group[0], 40), fontsize=FONT + 1, loc="left")
         else:
@@ -243,7 +269,7 @@ def _scatter_panel(
             ax.set_xscale("log")
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
-            ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+            ax.xaxis.set_major_formatter(CompactFormatter())
     else:
         labels = sorted({plain(x, 10) for x in xs_raw})
         position = {label: i for i, label in enumerate(labels)}
@@ -341,7 +367,7 @@ def digest_data_png(data: DigestChartData) -> bytes:
         ax.text(
             total + pad,
             y,
-            _best_label(row) or "quiet",
+            _best_label(row) if total else "quiet",
             va="center",
             fontsize=FONT - 1,
             color="black" if total else "#666666",
@@ -356,6 +382,11 @@ def digest_data_png(data: DigestChartData) -> bytes:
     ax.set_xlabel("runs", fontsize=FONT)
     fig.legend(fontsize=FONT - 2, frameon=False, loc="outside lower center", ncols=len(states))
     fig.suptitle(plain(data.title, 60), fontsize=TITLE_FONT)
+    if len(data.rows) > MAX_PROJECTS:
+        fig.suptitle(
+            f"{plain(data.title, 50)}  (+{len(data.rows) - MAX_PROJECTS} more projects)",
+            fontsize=TITLE_FONT,
+        )
     xmax = _fit_labels(fig, ax, labels, totals, pad)
     for state, y, x0, w in segments:
         # Only segments wide enough to hold their number get one.

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.delivery import Delivery
+from bot.digests import DigestService
+from bot.insight import InsightService
 from bot.monitor import Monitor
 from bot.store import Store
 from config import LabConfig, Settings
@@ -31,6 +33,8 @@ class Services:
     monitor: Monitor
     delivery: Delivery
     polls: PollScheduler
+    insight: InsightService
+    digests: DigestService
     sweeps: SweepService
     clock: Callable[[], datetime]
     started_at: datetime

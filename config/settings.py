@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     agent_check_interval: float = Field(default=5.0, gt=0, alias="WTB_AGENT_CHECK_INTERVAL")
     card_edit_interval: float = Field(default=5.0, ge=0, alias="WTB_CARD_EDIT_INTERVAL")
     confirm_ttl: float = Field(default=60.0, gt=0, alias="WTB_CONFIRM_TTL")
+    # The `wandb` command agents run as; None means the one beside the bot's Python.
+    agent_executable: str | None = Field(default=None, alias="WTB_AGENT_EXECUTABLE")
 
     http_host: str = Field(default="127.0.0.1", alias="WTB_HTTP_HOST")
     http_port: int | None = Field(default=None, ge=0, le=65535, alias="WTB_HTTP_PORT")

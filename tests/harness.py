@@ -16,7 +16,7 @@ from bot import app as bot_app
 from config import Settings, load_lab
 from tests.servers.telegram import ChatMessage, TelegramServer
 from tests.servers.wandb.app import ServerThread, WandbServer
-from tests.servers.wandb.sdk import API_KEY, sdk_env
+from tests.servers.wandb.sdk import API_KEY, FAST_AGENT_CODE, sdk_env
 
 REPO = Path(__file__).resolve().parent.parent
 WINE = REPO / "examples" / "wine"
@@ -62,7 +62,7 @@ def fast_settings() -> dict[str, str]:
         "WTB_WATERMARK_OVERLAP": "5",
         "WTB_WANDB_TIMEOUT": "15",
         "WTB_DELIVERY_INTERVAL": "0.2",
-        "WTB_STALL_FLOOR": "4",
+        "WTB_STALL_FLOOR": "12",
         "WTB_STALL_FACTOR": "5",
         "WTB_AGENT_STAGGER": "0.2",
         "WTB_AGENT_STOP_TIMEOUT": "5",
@@ -70,6 +70,37 @@ def fast_settings() -> dict[str, str]:
         "WTB_CARD_EDIT_INTERVAL": "0.5",
         "WTB_LOG_LEVEL": "INFO",
     }
+
+
+def fast_agent_script(folder: Path, poll_interval: float = 0.5) -> Path:
+    """Write a `wandb` stand-in that is the real CLI with the agent's 5 s poll shortened."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "wandb-fast"
+    code = FAST_AGENT_CODE.format(poll=poll_interval)
+    path.write_text(f"#!{sys.executable}\n{code}\n")
+    path.chmod(0o755)
+    return path
+
+
+def agent_run_env(folder: Path) -> dict[str, str]:
+    """Return the lab-file `env` of a sweep whose runs must stay quiet, fast and in `folder`."""
+    env = sdk_env("http://unused", folder)
+    return {
+        k: v
+        for k, v in env.items()
+        if k.startswith("WANDB_") and k not in ("WANDB_BASE_URL", "WANDB_API_KEY")
+    }
+
+
+def with_agent_env(lab: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """Give every sweep of a lab file without its own `env` the quiet test environment."""
+    data = dict(lab)
+    sweeps = {}
+    for name, sweep in dict(data.get("sweeps", {})).items():
+        sweeps[name] = dict(sweep) if "env" in sweep else {**sweep, "env": agent_run_env(folder)}
+    if sweeps:
+        data["sweeps"] = sweeps
+    return data
 
 
 class Harness:
@@ -81,12 +112,16 @@ class Harness:
         *,
         lab: Mapping[str, Any] | None = None,
         settings: Mapping[str, str] | None = None,
-        heartbeat_timeout: float = 4.0,
+        heartbeat_timeout: float = 8.0,
         flood: bool = True,
     ) -> None:
         self.tmp = tmp
         self.lab_path = tmp / "lab.yaml"
-        self.lab_path.write_text(yaml.safe_dump(dict(lab or lab_data())))
+        # Sweep agents' runs write their wandb files under tmp, never into examples/.
+        self.lab_path.write_text(
+            yaml.safe_dump(with_agent_env(lab or lab_data(), tmp / "agent-sdk"))
+        )
+        self.agent_script = fast_agent_script(tmp / "bin")
         self.wandb = ServerThread(WandbServer(heartbeat_timeout=heartbeat_timeout))
         self.telegram = TelegramServer(TOKEN, flood=flood)
         self.extra_settings = dict(settings or {})
@@ -109,13 +144,14 @@ class Harness:
             "WTB_TELEGRAM_API_URL": f"{self.telegram_url}/bot",
             "WTB_LAB_FILE": str(self.lab_path),
             "WTB_DATA_DIR": str(self.tmp / "data"),
+            "WTB_AGENT_EXECUTABLE": str(self.agent_script),
             **fast_settings(),
             **self.extra_settings,
         }
 
     def settings(self) -> Settings:
         """Build the bot's settings exactly as `python -m bot` would from its environment."""
-        return Settings(_env_file=None, **self.env())  # type: ignore[call-arg]
+        return Settings(_env_file=None, **self.env())  # type: ignore[call-arg, arg-type]
 
     async def start_servers(self) -> None:
         """Start both servers and make the lab's chats known to Telegram."""
@@ -190,7 +226,9 @@ class Harness:
 
     def say(self, text: str, *, chat_id: int = LAB_CHAT, user_id: int = ADMIN) -> int:
         """Type a message in a chat as a user; return its message id."""
-        return self.telegram.user_sends(chat_id, text, user_id=user_id).message_id
+        sent = self.telegram.user_sends(chat_id, text, user_id=user_id)
+        assert sent.message_id is not None
+        return sent.message_id
 
     async def reply_to(
         self, text: str, *, chat_id: int = LAB_CHAT, user_id: int = ADMIN, timeout: float = 20

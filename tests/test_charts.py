@@ -39,18 +39,38 @@ def curve(n=200, f=lambda s: 1 - math.exp(-s / 50)):
 
 
 def make_run(rid, state="finished", acc=None, project="wine-quality-dev", ended=SINCE):
-    return RunSnapshot(entity="lab", project=project, id=rid, display_name=f"rf-{rid}",
-                       state=state, url="https://u", created_at=SINCE, heartbeat_at=ended,
-                       summary={"accuracy": acc} if acc is not None else {})
+    return RunSnapshot(
+        entity="lab",
+        project=project,
+        id=rid,
+        display_name=f"rf-{rid}",
+        state=state,
+        url="https://u",
+        created_at=SINCE,
+        heartbeat_at=ended,
+        summary={"accuracy": acc} if acc is not None else {},
+    )
 
 
-LAB = LabConfig(entity="lab", projects={"wine-quality-dev": {"metric": "accuracy"},
-                                        "wine-quality-prod": {"metric": "accuracy"}})
+LAB = LabConfig(
+    entity="lab",
+    projects={
+        "wine-quality-dev": {"metric": "accuracy"},
+        "wine-quality-prod": {"metric": "accuracy"},
+    },
+)
 
 
 def digest_of(projects, since=SINCE):
-    return build_digest(chat_title="ml-alerts", projects=projects, sweeps=[], previous_best={},
-                        lab=LAB, since=since, now=NOW)
+    return build_digest(
+        chat_title="ml-alerts",
+        projects=projects,
+        sweeps=[],
+        previous_best={},
+        lab=LAB,
+        since=since,
+        now=NOW,
+    )
 
 
 def test_png_size_reads_ihdr():
@@ -107,8 +127,12 @@ def test_group_by_scale(ranges, groups):
 def sweep_points(n=30):
     points = []
     for i in range(n):
-        params = {"max_depth": 2 + i % 12, "lr": 10.0 ** -(1 + i % 5),
-                  "criterion": ["gini", "entropy", "log_loss"][i % 3], "bootstrap": i % 2 == 0}
+        params = {
+            "max_depth": 2 + i % 12,
+            "lr": 10.0 ** -(1 + i % 5),
+            "criterion": ["gini", "entropy", "log_loss"][i % 3],
+            "bootstrap": i % 2 == 0,
+        }
         points.append((params, 0.8 + (i % 12) / 100))
     return points
 
@@ -130,9 +154,7 @@ def test_sweep_scatter_draws(points, best):
     assert_chart(charts.sweep_scatter_png("sweep k3x9q", "accuracy", points, best))
 
 
-@pytest.mark.parametrize(
-    "points", [[], [({}, 0.5)], [({"a": 1}, math.nan)], [({"a": 1}, "text")]]
-)
+@pytest.mark.parametrize("points", [[], [({}, 0.5)], [({"a": 1}, math.nan)], [({"a": 1}, "text")]])
 def test_sweep_scatter_without_data_says_so(points):
     data = charts.sweep_scatter_png("sweep", "accuracy", points, 0)
     assert_chart(data, size=charts.SMALL_PX, min_ink=0.002)
@@ -151,10 +173,16 @@ def test_sweep_scatter_marks_best_in_its_colour():
 @pytest.mark.parametrize(
     "projects",
     [
-        {"wine-quality-dev": [make_run(str(i), "failed" if i % 5 == 0 else "finished", 0.9)
-                              for i in range(20)]},
-        {"wine-quality-dev": [make_run("a", acc=0.9)], "wine-quality-prod": [],
-         HOSTILE: [make_run("b", "crashed")]},
+        {
+            "wine-quality-dev": [
+                make_run(str(i), "failed" if i % 5 == 0 else "finished", 0.9) for i in range(20)
+            ]
+        },
+        {
+            "wine-quality-dev": [make_run("a", acc=0.9)],
+            "wine-quality-prod": [],
+            HOSTILE: [make_run("b", "crashed")],
+        },
         {f"project-{i}": [make_run(str(j), "killed") for j in range(i)] for i in range(15)},
         {"wine-quality-dev": [make_run("a", "running")]},
     ],

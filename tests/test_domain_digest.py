@@ -33,30 +33,64 @@ LAB = LabConfig(
 HOSTILE = '<b>&"x"</i>'
 
 
-def make_run(rid, state="finished", *, ended=None, acc=None, project="wine-quality-dev",
-             sweep=None, step=None, name=None, updated=None, summary=None):
+def make_run(
+    rid,
+    state="finished",
+    *,
+    ended=None,
+    acc=None,
+    project="wine-quality-dev",
+    sweep=None,
+    step=None,
+    name=None,
+    updated=None,
+    summary=None,
+):
     s = dict(summary or {})
     if acc is not None:
         s["accuracy"] = acc
     if step is not None:
         s["_step"] = step
     return RunSnapshot(
-        entity="lab", project=project, id=rid, display_name=name or f"rf-{rid}", state=state,
-        url=f"https://wandb.ai/lab/{project}/runs/{rid}", created_at=SINCE - timedelta(days=2),
-        heartbeat_at=ended, updated_at=updated, sweep=sweep, summary=s,
+        entity="lab",
+        project=project,
+        id=rid,
+        display_name=name or f"rf-{rid}",
+        state=state,
+        url=f"https://wandb.ai/lab/{project}/runs/{rid}",
+        created_at=SINCE - timedelta(days=2),
+        heartbeat_at=ended,
+        updated_at=updated,
+        sweep=sweep,
+        summary=s,
     )
 
 
 def digest_of(projects, sweeps=(), previous=None, since=SINCE, now=NOW, title="ml-alerts"):
-    return build_digest(chat_title=title, projects=projects, sweeps=list(sweeps),
-                        previous_best=previous or {}, lab=LAB, since=since, now=now)
+    return build_digest(
+        chat_title=title,
+        projects=projects,
+        sweeps=list(sweeps),
+        previous_best=previous or {},
+        lab=LAB,
+        since=since,
+        now=now,
+    )
 
 
 def assert_telegram_html(text):
     assert utf16_len(text) <= 4096
     parse_html(text)
-    assert set(re.findall(r"</?([a-zA-Z-]+)", text)) <= {"b", "i", "u", "s", "code", "pre", "a",
-                                                         "blockquote"}
+    assert set(re.findall(r"</?([a-zA-Z-]+)", text)) <= {
+        "b",
+        "i",
+        "u",
+        "s",
+        "code",
+        "pre",
+        "a",
+        "blockquote",
+    }
 
 
 @pytest.mark.parametrize(
@@ -117,8 +151,12 @@ def test_running_runs_are_listed_not_counted():
 )
 def test_best_and_its_change(project, values, previous, best, change, shown):
     runs = [
-        make_run(str(i), ended=SINCE, project=project,
-                 summary={"accuracy" if project == "wine-quality-dev" else "loss": v})
+        make_run(
+            str(i),
+            ended=SINCE,
+            project=project,
+            summary={"accuracy" if project == "wine-quality-dev" else "loss": v},
+        )
         for i, v in enumerate(values)
     ]
     digest = digest_of({project: runs}, previous={project: previous})
@@ -143,24 +181,46 @@ def test_project_without_metric_has_no_best():
 
 
 def test_render_matches_sketch_in_chat_timezone():
-    runs = [make_run(str(i), ended=SINCE + timedelta(hours=1), acc=0.9 + i / 1000)
-            for i in range(24)]
+    runs = [
+        make_run(str(i), ended=SINCE + timedelta(hours=1), acc=0.9 + i / 1000) for i in range(24)
+    ]
     runs.append(make_run("f", "failed", ended=SINCE + timedelta(hours=2)))
-    runs.append(make_run("best", ended=SINCE + timedelta(hours=2), acc=0.9778,
-                         name="rf-random-19", sweep="k3x9q"))
+    runs.append(
+        make_run(
+            "best", ended=SINCE + timedelta(hours=2), acc=0.9778, name="rf-random-19", sweep="k3x9q"
+        )
+    )
     runs.append(make_run("live", "running", step=40, name="rf-bayes-3"))
-    sweep = SweepSnapshot(entity="lab", project="wine-quality-dev", id="k3x9q",
-                          display_name="k3x9q", state="RUNNING", method="random",
-                          url="https://wandb.ai/lab/wine-quality-dev/sweeps/k3x9q", run_cap=20)
-    done = SweepSnapshot(entity="lab", project="wine-quality-dev", id="old", display_name="old",
-                         state="FINISHED", method="grid", url="u")
-    digest = digest_of({"wine-quality-dev": runs, "wine-quality-prod": []},
-                       sweeps=[(sweep, 18), (done, 5)], previous={"wine-quality-dev": 0.9722})
+    sweep = SweepSnapshot(
+        entity="lab",
+        project="wine-quality-dev",
+        id="k3x9q",
+        display_name="k3x9q",
+        state="RUNNING",
+        method="random",
+        url="https://wandb.ai/lab/wine-quality-dev/sweeps/k3x9q",
+        run_cap=20,
+    )
+    done = SweepSnapshot(
+        entity="lab",
+        project="wine-quality-dev",
+        id="old",
+        display_name="old",
+        state="FINISHED",
+        method="grid",
+        url="u",
+    )
+    digest = digest_of(
+        {"wine-quality-dev": runs, "wine-quality-prod": []},
+        sweeps=[(sweep, 18), (done, 5)],
+        previous={"wine-quality-dev": 0.9722},
+    )
     text = render_digest(digest, ZoneInfo("Europe/Berlin"))
     lines = text.splitlines()
     assert lines[0] == "🗓 <b>digest · ml-alerts</b> · Mon 24 Nov, since 09:00 yesterday"
-    assert lines[1].startswith("<b>wine-quality-dev</b>: 25 ✅ 1 ❌ 1 🏃 · best accuracy 0.9778 "
-                               "(+0.0056) <a href=")
+    assert lines[1].startswith(
+        "<b>wine-quality-dev</b>: 25 ✅ 1 ❌ 1 🏃 · best accuracy 0.9778 (+0.0056) <a href="
+    )
     assert lines[1].endswith(">rf-random-19</a>")
     assert lines[2] == "<b>wine-quality-prod</b>: quiet"
     assert lines[3].startswith("🏃 running: 1 · <a ") and "rf-bayes-3</a> at step 40" in lines[3]
@@ -213,11 +273,26 @@ def test_fmt_since_same_day():
 def test_render_escapes_hostile_names():
     run = make_run("a", ended=SINCE, acc=0.9, name=HOSTILE, project=HOSTILE)
     lab = LabConfig(entity="lab", projects={HOSTILE: {"metric": "accuracy"}})
-    sweep = SweepSnapshot(entity="lab", project=HOSTILE, id=HOSTILE, display_name=HOSTILE,
-                          state="running", method="m", url='https://x/"><b>', run_cap=None)
+    sweep = SweepSnapshot(
+        entity="lab",
+        project=HOSTILE,
+        id=HOSTILE,
+        display_name=HOSTILE,
+        state="running",
+        method="m",
+        url='https://x/"><b>',
+        run_cap=None,
+    )
     live = make_run("b", "running", project=HOSTILE, name=HOSTILE)
-    digest = build_digest(chat_title=HOSTILE, projects={HOSTILE: [run, live]},
-                          sweeps=[(sweep, 3)], previous_best={}, lab=lab, since=SINCE, now=NOW)
+    digest = build_digest(
+        chat_title=HOSTILE,
+        projects={HOSTILE: [run, live]},
+        sweeps=[(sweep, 3)],
+        previous_best={},
+        lab=lab,
+        since=SINCE,
+        now=NOW,
+    )
     text = render_digest(digest, "UTC")
     assert "<b>&lt;b&gt;&amp;" in text and '"x"' not in text and "</i>" not in text
     assert "3 done" in text
@@ -225,21 +300,34 @@ def test_render_escapes_hostile_names():
 
 
 def test_many_projects_stay_within_one_message():
-    projects = {f"{HOSTILE}-{i}" * 5: [make_run(str(i), ended=SINCE, acc=0.5, name=HOSTILE * 9)]
-                for i in range(300)}
+    projects = {
+        f"{HOSTILE}-{i}" * 5: [make_run(str(i), ended=SINCE, acc=0.5, name=HOSTILE * 9)]
+        for i in range(300)
+    }
     lab = LabConfig(entity="lab", projects={k: {"metric": "accuracy"} for k in projects})
-    digest = build_digest(chat_title="c", projects=projects, sweeps=[], previous_best={},
-                          lab=lab, since=SINCE, now=NOW)
+    digest = build_digest(
+        chat_title="c",
+        projects=projects,
+        sweeps=[],
+        previous_best={},
+        lab=lab,
+        since=SINCE,
+        now=NOW,
+    )
     text = render_digest(digest, "UTC")
     assert_telegram_html(text)
     assert text.splitlines()[-1].startswith("… and ")
 
 
 def test_chart_data_carries_counts_and_best():
-    runs = [make_run("a", ended=SINCE, acc=0.9), make_run("b", "failed", ended=SINCE),
-            make_run("c", "running")]
-    data = digest_chart_data(digest_of({"wine-quality-dev": runs},
-                                       previous={"wine-quality-dev": 0.8}))
+    runs = [
+        make_run("a", ended=SINCE, acc=0.9),
+        make_run("b", "failed", ended=SINCE),
+        make_run("c", "running"),
+    ]
+    data = digest_chart_data(
+        digest_of({"wine-quality-dev": runs}, previous={"wine-quality-dev": 0.8})
+    )
     (row,) = data.rows
     assert dict(row.counts) == {"finished": 1, "failed": 1, "running": 1}
     assert row.best == 0.9 and row.change == pytest.approx(0.1)

@@ -23,7 +23,9 @@ def store(tmp_path: Path) -> Store:
 
 
 def item(key: str, chat: int = -100, run_keys: tuple[str, ...] = ()) -> OutboxItem:
-    return OutboxItem(chat_id=chat, dedupe_key=key, kind="run", text=f"text {key}", run_keys=run_keys)
+    return OutboxItem(
+        chat_id=chat, dedupe_key=key, kind="run", text=f"text {key}", run_keys=run_keys
+    )
 
 
 def test_new_file_is_at_latest_schema_and_reopens_without_migrating_again(tmp_path: Path) -> None:
@@ -83,8 +85,12 @@ def test_migrated_chat_takes_its_subscriptions_and_pending_messages(store: Store
 def test_record_poll_is_atomic_and_idempotent(store: Store) -> None:
     mem = {"lab/p/r1": {"state": "finished"}}
     msgs = [item("x:lab/p/r1:finished", run_keys=("lab/p/r1:finished",))]
-    ids = store.record_poll("lab", "p", now=NOW, watermark=NOW, active=False, memory=mem, messages=msgs)
-    again = store.record_poll("lab", "p", now=NOW, watermark=NOW, active=False, memory=mem, messages=msgs)
+    ids = store.record_poll(
+        "lab", "p", now=NOW, watermark=NOW, active=False, memory=mem, messages=msgs
+    )
+    again = store.record_poll(
+        "lab", "p", now=NOW, watermark=NOW, active=False, memory=mem, messages=msgs
+    )
     assert len(ids) == 1 and again == []
     state = store.project_state("lab", "p")
     assert state.baseline_done and state.watermark == NOW and not state.active
@@ -112,8 +118,14 @@ def test_agents_and_sweeps_round_trip(store: Store) -> None:
         SweepRecord("lab/p/abc", "wine", -100, 3, 1, "", 1, NOW, None, None, None, (), False)
     )
     agent_id = store.add_agent(
-        sweep_path="lab/p/abc", idx=0, pid=123, pgid=123, cmdline=["wandb", "agent"],
-        log_path="/tmp/a.log", gpus="0", started_at=NOW,
+        sweep_path="lab/p/abc",
+        idx=0,
+        pid=123,
+        pgid=123,
+        cmdline=["wandb", "agent"],
+        log_path="/tmp/a.log",
+        gpus="0",
+        started_at=NOW,
     )
     assert [a.pid for a in store.agents(live_only=True)] == [123]
     assert store.end_agent(agent_id, 0, NOW) and not store.end_agent(agent_id, 0, NOW)
@@ -145,7 +157,9 @@ def test_outbox_row_written_before_kill_9_survives_once(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", writer], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", writer], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == -signal.SIGKILL and "written" in proc.stdout
     reopened = Store(db)
     assert [r.dedupe_key for r in reopened.due(datetime.now(UTC))] == ["k1"]

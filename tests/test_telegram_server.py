@@ -69,6 +69,17 @@ def make_png(width: int, height: int) -> bytes:
     )
 
 
+@pytest.fixture(autouse=True)
+def _ptb_timedelta(monkeypatch):
+    """Opt in to PTB 23's timedelta ``retry_after`` instead of its deprecation warning."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+def ptb_message(description: str) -> str:
+    """Return the text PTB shows for a Telegram description (prefix cut, capitalised)."""
+    return description.removeprefix("Bad Request: ").capitalize()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[TelegramServer]:
     srv = TelegramServer(TOKEN)
@@ -130,7 +141,7 @@ async def test_group_command_reaches_command_handler_with_args(server):
     assert seen == [["wine-quality-dev"], ["wine", "count=20"]]
     assert [m.text for m in msgs] == ["best of wine-quality-dev", "best of wine count=20"]
     assert msgs[0].html == "best of <b>wine-quality-dev</b>"
-    assert msgs[0].entities == [{"type": "bold", "offset": 8, "length": 15}]
+    assert msgs[0].entities == [{"type": "bold", "offset": 8, "length": 16}]
     shown = server.messages(GROUP)
     assert [m.from_bot for m in shown] == [False, False, False, True, True]
     assert [m.message_id for m in shown] == [1, 2, 3, 4, 5]
@@ -310,14 +321,21 @@ async def test_commands_round_trip(bot):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error"),
+    ("kwargs", "description"),
     [
-        ({"text": "a<br>b"}, 'Can\'t parse entities: Unsupported start tag "br" at byte offset 1'),
-        ({"text": "<b>x</i>"}, 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
-        ({"text": "<b>x"}, 'Can\'t find end tag corresponding to start tag "b"'),
-        ({"text": "x" * 4097}, "Message is too long"),
-        ({"text": "😀" * 2049}, "Message is too long"),  # 4098 UTF-16 code units
-        ({"text": "<b> </b>"}, "Message text is empty"),
+        ({"text": "a<br>b"}, 'can\'t parse entities: Unsupported start tag "br" at byte offset 1'),
+        (
+            {"text": "<b>x</i>"},
+            "can't parse entities: Unmatched end tag at byte offset 4, "
+            'expected "</b>", found "</i>"',
+        ),
+        (
+            {"text": "<b>x"},
+            "can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+        ),
+        ({"text": "x" * 4097}, "message is too long"),
+        ({"text": "😀" * 2049}, "message is too long"),  # 4098 UTF-16 code units
+        ({"text": "<b> </b>"}, "message text is empty"),
         (
             {
                 "text": "x",
@@ -325,7 +343,7 @@ async def test_commands_round_trip(bot):
                     [[InlineKeyboardButton("big", callback_data="d" * 65)]]
                 ),
             },
-            "Button_data_invalid",
+            "BUTTON_DATA_INVALID",
         ),
         (
             {
@@ -334,16 +352,32 @@ async def test_commands_round_trip(bot):
                     [[InlineKeyboardButton(str(i), callback_data=str(i)) for i in range(9)]]
                 ),
             },
-            "Reply markup is too long",
+            "reply markup is too long",
         ),
     ],
 )
-async def test_send_message_refusals_match_telegram(server, bot, kwargs, error):
+async def test_send_message_refusals_match_telegram(server, bot, kwargs, description):
     server.add_chat(GROUP, "group")
     with pytest.raises(BadRequest) as info:
         await bot.send_message(GROUP, parse_mode=ParseMode.HTML, **kwargs)
-    assert error in info.value.message
+    assert info.value.message == ptb_message(f"Bad Request: {description}")
+    assert server.calls[-1][0] == "sendMessage"
     assert server.messages(GROUP) == []
+
+
+async def test_bad_request_descriptions_are_telegrams_words(server):
+    server.add_chat(GROUP, "group")
+    async with aiohttp.ClientSession() as http:
+        url = f"{server.base_url}{TOKEN}/sendMessage"
+        form = {"chat_id": str(GROUP), "text": "x<br>", "parse_mode": "HTML"}
+        async with http.post(url, data=form) as resp:
+            assert resp.status == 400
+            assert await resp.json() == {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: can't parse entities: "
+                'Unsupported start tag "br" at byte offset 1',
+            }
 
 
 async def test_text_at_exactly_4096_is_accepted(server, bot):

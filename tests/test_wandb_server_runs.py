@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -65,6 +66,19 @@ def _script(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _popen(script: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    with subprocess.Popen(
+        [sys.executable, str(script), PROJECT], env=env, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
 def _run_id(proc: subprocess.Popen[str]) -> str:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -115,8 +129,18 @@ def test_train_example_runs_to_finished(
         pytest.skip("examples/wine/train.py not written yet")
     env = {**env, "WANDB_PROJECT": PROJECT}
     done = subprocess.run(
-        [sys.executable, str(WINE_TRAIN), "--dataset", "wine", "--n_estimators", "5"]
-        + ["--max_depth", "2", "--epochs", "2"],
+        [
+            sys.executable,
+            str(WINE_TRAIN),
+            "--dataset",
+            "wine",
+            "--n_estimators",
+            "5",
+            "--max_depth",
+            "2",
+            "--epochs",
+            "2",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -155,36 +179,22 @@ def test_sigkilled_script_is_crashed_after_the_heartbeat_timeout(
     server: ServerThread, env: dict[str, str], tmp_path: Path
 ) -> None:
     script = _script(tmp_path, "loop.py", LOOP_SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), PROJECT], env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
+    with _popen(script, env) as proc:
         name = _run_id(proc)
         wait_for(lambda: len(server.server.get_run(ENTITY, PROJECT, name)["history"]) >= 2)  # type: ignore[index]
         assert _state(server, name) == "running"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         wait_for(lambda: _state(server, name) == "crashed", timeout=15, what="crashed")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_public_api_stop_kills_a_looping_script(
     server: ServerThread, env: dict[str, str], tmp_path: Path
 ) -> None:
     script = _script(tmp_path, "loop.py", LOOP_SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), PROJECT], env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
+    with _popen(script, env) as proc:
         name = _run_id(proc)
         wait_for(lambda: _state(server, name) == "running")
         public_api(server.base_url).run(f"{ENTITY}/{PROJECT}/{name}").stop()
         assert proc.wait(timeout=30) != 0
         wait_for(lambda: _state(server, name) == "killed", timeout=10, what="killed")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

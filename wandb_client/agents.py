@@ -137,7 +137,7 @@ async def _exec_cmdline(pid: int, argv: Sequence[str], wait_s: float = 2.0) -> t
         cmdline = read_cmdline(pid)
         if cmdline is not None and cmdline[len(cmdline) - len(tail) :] == tail:
             return cmdline
-        if cmdline is None and not pid_alive(pid) or time.monotonic() > deadline:
+        if (cmdline is None and not pid_alive(pid)) or time.monotonic() > deadline:
             return tuple(argv)
         await asyncio.sleep(0.01)
 

@@ -37,7 +37,7 @@ USAGES: dict[str, str] = {
     "runs": f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}]",
     "status": "/status",
     "best": "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]",
-    "plot": "/plot <run id|project/id|entity/project/id|run URL> [metric ...]",
+    "plot": "/plot <run id|project/id|entity/project/id|run URL> [metric ...] · /plot sweep <sweep id|URL> [metric]",
     "digest": "/digest",
     "sweep": "/sweep start|stop|cancel|pause|resume|status ...",
     "sweep start": (
@@ -217,6 +217,14 @@ class PlotRequest:
 
     run: RunRef
     metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPlotRequest:
+    """Chart a sweep: its metric (the sweep's own when None) against each hyperparameter."""
+
+    sweep: SweepRef
+    metric: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,11 +551,16 @@ def parse_runs(
 
 def parse_plot(
     args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
-) -> PlotRequest:
-    """Parse `/plot <run> [metric ...]`."""
+) -> PlotRequest | SweepPlotRequest:
+    """Parse `/plot <run> [metric ...]` or `/plot sweep <sweep> [metric]`.
+
+    A target with `/sweeps/` in it (a path or a sweep URL) is a sweep too.
+    """
     usage = USAGES["plot"]
     if not args:
         raise UsageError("Say which run.", usage)
+    if args[0].lower() == "sweep" or "/sweeps/" in args[0]:
+        return _parse_sweep_plot(args[1:] if args[0].lower() == "sweep" else args, lab, usage)
     try:
         run = parse_run_ref(args[0], lab.entity, default_project)
     except UsageError as exc:
@@ -559,6 +572,17 @@ def parse_plot(
     if len(metrics) > 6:
         raise UsageError("Plot at most 6 metrics.", usage)
     return PlotRequest(run, metrics)
+
+
+def _parse_sweep_plot(args: Sequence[str], lab: LabConfig, usage: str) -> SweepPlotRequest:
+    if not args:
+        raise UsageError("Say which sweep.", usage)
+    if len(args) > 2:
+        raise UsageError("A sweep is plotted by one metric.", usage)
+    metric = args[1] if len(args) == 2 else None
+    if metric is not None and not _METRIC.match(metric):
+        raise UsageError(f'"{_shown(metric)}" is not a metric name.', usage)
+    return SweepPlotRequest(_sweep_ref(args[0], lab, usage), metric)
 
 
 def parse_duration(text: str) -> float | None:

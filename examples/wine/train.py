@@ -19,7 +19,6 @@ from sklearn.model_selection import train_test_split
 
 DEFAULT_PROJECT = "wine-quality-dev"
 HEARTBEAT_INTERVAL_S = 0.2
-STALL_STEPS = 2
 LOADERS = {"wine": load_wine, "iris": load_iris}
 # Half the data held out and one feature per split keep the task from saturating at 100%,
 # so sweeps over n_estimators / max_depth have something to find.
@@ -75,7 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--hang", action="store_true", help="after training, log a heartbeat metric forever"
     )
     parser.add_argument(
-        "--stall", action="store_true", help="log a few steps, then sleep forever without logging"
+        "--stall", action="store_true", help="log a few steps, then stay alive without a new step"
     )
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds between steps")
     args = parser.parse_args(argv)
@@ -128,9 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with wandb.init(project=project, config=vars(args)) as run:
         metrics: dict[str, float] = {}
-        steps = STALL_STEPS if args.stall else args.epochs
-        for epoch in range(1, steps + 1):
-            model.set_params(n_estimators=trees_at(epoch, steps, args.n_estimators))
+        for epoch in range(1, args.epochs + 1):
+            model.set_params(n_estimators=trees_at(epoch, args.epochs, args.n_estimators))
             model.fit(split.x_train, split.y_train)
             metrics = evaluate(model, split)
             run.log({"epoch": epoch, "n_trees": len(model.estimators_), **metrics})
@@ -142,9 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.hang:
             hang(run)
         if args.stall:
-            while True:  # alive but silent: only stall detection notices
-                time.sleep(1.0)
+            stall(run)
     return 0
+
+
+def stall(run: Any) -> None:
+    """Stay alive without a new step: the summary changes, so W&B still hears heartbeats."""
+    started = time.monotonic()
+    while True:
+        run.summary["alive_s"] = round(time.monotonic() - started, 1)
+        time.sleep(HEARTBEAT_INTERVAL_S * 2.5)
 
 
 def hang(run: Any) -> None:

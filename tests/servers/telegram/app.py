@@ -280,7 +280,7 @@ class TelegramServer:
     async def stop(self) -> None:
         """Wake long polls, stop webhook delivery and close the listener."""
         self._closing = True
-        self._new_update.set()
+        self._wake()
         await self._stop_webhook()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -300,7 +300,7 @@ class TelegramServer:
         task = self.webhook.get("task") if self.webhook else None
         if task is not None:
             task.cancel()
-        self._new_update.set()
+        self._wake()
         self._reset_state()
 
     def set_flood(self, enabled: bool, limits: FloodLimits | None = None) -> None:
@@ -522,9 +522,13 @@ class TelegramServer:
     def _push_update(self, body: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self.updates.append({"update_id": update_id, **body})
+        self._wake()
+        return update_id
+
+    def _wake(self) -> None:
+        """Wake every long poll and the webhook sender (each waits on the current event)."""
         self._new_update.set()
         self._new_update = asyncio.Event()
-        return update_id
 
     @staticmethod
     def _forbidden_text(chat: Chat, kind: str | None) -> str:
@@ -987,7 +991,7 @@ class TelegramServer:
             "last_error_message": None,
         }
         self._poll_generation += 1  # a pending getUpdates ends with a conflict
-        self._new_update.set()
+        self._wake()
         self.webhook["task"] = asyncio.create_task(self._deliver_webhook())
         return True
 
@@ -1234,6 +1238,7 @@ class TelegramServer:
             "limited_gifts": False,
             "unique_gifts": False,
             "premium_subscription": False,
+            "gifts_from_channels": False,
         }
         return info
 

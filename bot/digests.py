@@ -1,0 +1,199 @@
+"""Digests: one cron job per chat that builds what happened since the last one and queues it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.charts import digest_png
+from bot.domain.best import normalize_goal
+from bot.domain.digest import ENDED_STATES, Digest, build_digest, render_digest
+from bot.domain.format import STATE_MARKERS, esc, truncate
+from bot.domain.notify import subscribed_projects
+from bot.store import OutboxItem, Store
+from config import LabConfig
+from config.lab import DigestConfig
+from wandb_client.client import WandbClient
+from wandb_client.errors import WandbError, WandbNotFoundError
+from wandb_client.models import RunSnapshot, SweepSnapshot
+
+log = logging.getLogger(__name__)
+
+# A chat's first digest looks back this far; later ones start where the last one ended.
+FIRST_WINDOW = timedelta(days=1)
+BEST_FETCH = 10
+
+
+class CustomJobQueue(Protocol):
+    """The part of PTB's JobQueue the digests use."""
+
+    def run_custom(
+        self, callback: Any, job_kwargs: dict[str, Any], *, data: Any = ..., name: str | None = ...
+    ) -> Any: ...
+
+    def get_jobs_by_name(self, name: str) -> tuple[Any, ...]: ...
+
+
+def cron_trigger(digest: DigestConfig) -> CronTrigger:
+    """Return the APScheduler trigger of a chat's digest, in the chat's time zone."""
+    return CronTrigger.from_crontab(digest.cron, timezone=ZoneInfo(digest.timezone))
+
+
+class DigestService:
+    """Build, queue and schedule each chat's digest."""
+
+    def __init__(
+        self,
+        store: Store,
+        wandb: WandbClient,
+        lab: LabConfig,
+        clock: Callable[[], datetime],
+        *,
+        ui_url: str,
+        on_enqueued: Callable[[], None],
+        trigger: Callable[[DigestConfig], Any] = cron_trigger,
+    ) -> None:
+        self._store = store
+        self._wandb = wandb
+        self._lab = lab
+        self._clock = clock
+        self._ui_url = ui_url
+        self._on_enqueued = on_enqueued
+        self._trigger = trigger
+
+    @staticmethod
+    def job_name(chat_id: int) -> str:
+        """Return the job queue name of a chat's digest job."""
+        return f"digest:{chat_id}"
+
+    def schedule(self, job_queue: CustomJobQueue) -> list[Any]:
+        """Add one cron job per chat whose lab entry has a digest; return the jobs."""
+        jobs = []
+        for chat in self._lab.chats:
+            if chat.digest is None or job_queue.get_jobs_by_name(self.job_name(chat.id)):
+                continue
+            jobs.append(
+                job_queue.run_custom(
+                    self._job,
+                    job_kwargs={"trigger": self._trigger(chat.digest)},
+                    data=chat.id,
+                    name=self.job_name(chat.id),
+                )
+            )
+        return jobs
+
+    async def _job(self, context: Any) -> None:
+        chat_id = int(context.job.data)
+        try:
+            await self.send(chat_id, record=True)
+        except WandbError as exc:
+            # The window stays open: the next digest covers this one's period too.
+            log.warning("digest of chat %s skipped: %s", chat_id, exc)
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _projects(self, chat_id: int) -> list[tuple[str, str]]:
+        extra = [f"{e}/{p}" for e, p in self._store.subscriptions().get(chat_id, set())]
+        paths = sorted(subscribed_projects(self._lab, chat_id, extra))
+        return [(p.split("/", 1)[0], p.split("/", 1)[1]) for p in paths]
+
+    async def _project_runs(self, entity: str, project: str, since: datetime) -> list[RunSnapshot]:
+        """Return the runs changed since `since`, the running ones, and the best so far."""
+        runs = await self._wandb.changed_runs(entity, project, since)
+        settings = self._lab.project(project)
+        if settings.metric:
+            goal = normalize_goal(settings.goal)
+            best = await self._wandb.best_runs(
+                entity,
+                project,
+                settings.metric,
+                "minimize" if goal == "minimize" else "maximize",
+                limit=BEST_FETCH,
+            )
+            runs = _merge(runs, best)
+        return runs
+
+    async def _sweeps(
+        self, entity: str, project: str, runs: Sequence[RunSnapshot]
+    ) -> tuple[list[tuple[SweepSnapshot, int]], list[RunSnapshot]]:
+        """Return the project's active sweeps with their done counts, and all their runs."""
+        ids = {r.sweep for r in runs if r.sweep}
+        for record in self._store.sweeps(active_only=True):
+            rec_entity, rec_project, sweep_id = record.path.split("/", 2)
+            if (rec_entity, rec_project) == (entity, project):
+                ids.add(sweep_id)
+        found: list[tuple[SweepSnapshot, int]] = []
+        sweep_runs: list[RunSnapshot] = []
+        for sweep_id in sorted(ids):
+            try:
+                sweep = await self._wandb.sweep(entity, project, sweep_id)
+            except WandbNotFoundError:
+                continue
+            if sweep.state.upper() not in ("RUNNING", "PENDING", "PAUSED"):
+                continue
+            members = await self._wandb.sweep_runs(entity, project, sweep_id)
+            found.append((sweep, sum(r.state in ENDED_STATES for r in members)))
+            sweep_runs.extend(members)
+        return found, sweep_runs
+
+    async def build(self, chat_id: int, now: datetime) -> Digest:
+        """Build a chat's digest for the period since its last one."""
+        last, previous_best = self._store.digest_state(chat_id)
+        since = last or now - FIRST_WINDOW
+        projects: dict[str, list[RunSnapshot]] = {}
+        sweeps: list[tuple[SweepSnapshot, int]] = []
+        for entity, project in self._projects(chat_id):
+            runs = await self._project_runs(entity, project, since)
+            found, members = await self._sweeps(entity, project, runs)
+            projects[project] = _merge(runs, members)
+            sweeps += found
+        chat = self._lab.chat(chat_id)
+        return build_digest(
+            chat_title=chat.title if chat else "this chat",
+            projects=projects,
+            sweeps=sweeps,
+            previous_best=previous_best,
+            lab=self._lab,
+            since=since,
+            now=now,
+            ui_url=self._ui_url,
+        )
+
+    def timezone(self, chat_id: int) -> ZoneInfo:
+        """Return the chat's digest time zone (UTC when it has none)."""
+        chat = self._lab.chat(chat_id)
+        return ZoneInfo(chat.digest.timezone if chat and chat.digest else "UTC")
+
+    async def send(self, chat_id: int, *, record: bool) -> Digest:
+        """Build a chat's digest, queue its message and chart, and (scheduled) close the window.
+
+        A `/digest` on demand (`record=False`) is a look, not a digest of its own: it does not
+        move the start of the next scheduled one.
+        """
+        now = self._clock()
+        digest = await self.build(chat_id, now)
+        text = render_digest(digest, self.timezone(chat_id))
+        window = f"{digest.since:%Y%m%dT%H%M%S}-{now:%Y%m%dT%H%M%S}"
+        key = f"digest:{chat_id}:{window}" + ("" if record else ":now")
+        items = [OutboxItem(chat_id, key, "digest", text)]
+        if not digest.empty:
+            png = await asyncio.to_thread(digest_png, digest)
+            caption = f"{STATE_MARKERS['digest']} {esc(truncate(digest.chat_title, 60))}: runs per project"
+            items.append(OutboxItem(chat_id, f"{key}:chart", "digest", caption, photo=png))
+        self._store.enqueue(items, now)
+        if record:
+            self._store.record_digest(chat_id, now, digest.best_values())
+        self._on_enqueued()
+        return digest
+
+
+def _merge(first: Sequence[RunSnapshot], more: Sequence[RunSnapshot]) -> list[RunSnapshot]:
+    """Return `first` plus the runs of `more` it does not already hold (by path)."""
+    seen = {r.path for r in first}
+    return [*first, *(r for r in more if r.path not in seen)]

@@ -1,0 +1,205 @@
+"""Answers about runs that the lab asks for: the best run, a run's config, metric charts."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bot.charts import metric_curves_png, sweep_scatter_png
+from bot.domain.best import BestAnswer, best_answer, normalize_goal, render_config
+from bot.domain.commands import (
+    USAGES,
+    BestRequest,
+    PlotRequest,
+    RunRef,
+    SweepPlotRequest,
+    SweepRef,
+    UsageError,
+)
+from bot.domain.format import truncate
+from bot.domain.notify import subscribed_projects
+from bot.domain.plots import (
+    plot_metrics,
+    render_run_plot_caption,
+    render_sweep_plot_caption,
+    series_from_history,
+    sweep_parameters,
+    sweep_points,
+)
+from bot.store import Store
+from config import LabConfig
+from wandb_client.client import WandbClient
+from wandb_client.errors import WandbNotFoundError
+from wandb_client.models import Goal, SweepSnapshot
+
+# Runs W&B orders first but whose metric is NaN or infinite are skipped here, so ask for a
+# few more than the best and its runner-up; still one request.
+BEST_FETCH = 10
+HISTORY_SAMPLES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class BestFound:
+    """The outcome of `/best`: where we looked, by what, and the answer if any run has one."""
+
+    scope: str
+    metric: str
+    goal: Goal
+    key_metrics: tuple[str, ...]
+    answer: BestAnswer | None
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A rendered chart and the caption it is sent with."""
+
+    png: bytes
+    caption: str
+
+
+def split_path(path: str) -> RunRef:
+    """Split a stored `entity/project/id` button target."""
+    entity, project, run_id = path.split("/", 2)
+    return RunRef(entity, project, run_id)
+
+
+class InsightService:
+    """Find best runs, fetch configs and draw charts, asking W&B as little as possible."""
+
+    def __init__(self, wandb: WandbClient, lab: LabConfig, store: Store, ui_url: str) -> None:
+        self._wandb = wandb
+        self._lab = lab
+        self._store = store
+        self._ui_url = ui_url
+
+    # -- finding sweeps ------------------------------------------------------------------
+
+    def _candidate_projects(self, chat_id: int | None) -> list[tuple[str, str]]:
+        """Return the projects a bare sweep id may belong to, the chat's own first."""
+        paths: list[str] = []
+        if chat_id is not None:
+            extra = [f"{e}/{p}" for e, p in self._store.subscriptions().get(chat_id, set())]
+            paths += sorted(subscribed_projects(self._lab, chat_id, extra))
+        for name, settings in self._lab.projects.items():
+            paths.append(f"{settings.entity or self._lab.entity}/{name}")
+        for sweep in self._lab.sweeps.values():
+            paths.append(f"{sweep.entity or self._lab.entity}/{sweep.project}")
+        for chat in self._lab.chats:
+            paths += sorted(subscribed_projects(self._lab, chat.id))
+        return [(p.split("/", 1)[0], p.split("/", 1)[1]) for p in dict.fromkeys(paths)]
+
+    def _entity_of(self, project: str) -> str:
+        return self._lab.project(project).entity or self._lab.entity
+
+    async def find_sweep(self, ref: SweepRef, chat_id: int | None, usage: str) -> SweepSnapshot:
+        """Find a sweep by lab name, full path, project and id, or a bare id."""
+        if ref.name is not None:
+            started = [r for r in self._store.sweeps() if r.name == ref.name]
+            if not started:
+                raise UsageError(f'Sweep "{ref.name}" has not been started from the chat.', usage)
+            entity, project, sweep_id = max(started, key=lambda r: r.started_at).path.split("/", 2)
+            return await self._wandb.sweep(entity, project, sweep_id)
+        sweep_id = ref.sweep_id or ""
+        if ref.project is not None:
+            candidates = [(ref.entity or self._entity_of(ref.project), ref.project)]
+        else:
+            candidates = self._known_sweep_projects(sweep_id) + self._candidate_projects(chat_id)
+        for entity, project in dict.fromkeys(candidates):
+            try:
+                return await self._wandb.sweep(entity, project, sweep_id)
+            except WandbNotFoundError:
+                continue
+        where = ", ".join(p for _, p in dict.fromkeys(candidates)) or "no known project"
+        raise UsageError(f'No sweep "{sweep_id}" in {where}.', usage)
+
+    def _known_sweep_projects(self, sweep_id: str) -> list[tuple[str, str]]:
+        out = []
+        for record in self._store.sweeps():
+            entity, project, known = record.path.split("/", 2)
+            if known == sweep_id:
+                out.append((entity, project))
+        return out
+
+    # -- /best ------------------------------------------------------------------------------
+
+    async def best(self, request: BestRequest, chat_id: int | None) -> BestFound:
+        """Return the best run and its runner-up by one metric, in one W&B request."""
+        usage = USAGES["best"]
+        sweep: SweepSnapshot | None = None
+        if request.is_sweep:
+            ref = SweepRef(request.sweep_id, request.project, request.entity)
+            sweep = await self.find_sweep(ref, chat_id, usage)
+            entity, project = sweep.entity, sweep.project
+        else:
+            entity, project = request.entity or self._lab.entity, request.project or ""
+        settings = self._lab.project(project)
+        metric = request.metric or (sweep.metric if sweep else None) or settings.metric
+        if metric is None:
+            raise UsageError(
+                f"No metric is set for {project}: name one, e.g. /best {project} accuracy max.",
+                usage,
+            )
+        goal: Goal = (
+            request.goal
+            or (sweep.goal if sweep and sweep.goal else None)
+            or ("minimize" if normalize_goal(settings.goal) == "minimize" else "maximize")
+        )
+        runs = await self._wandb.best_runs(
+            entity, project, metric, goal, limit=BEST_FETCH, sweep=sweep.id if sweep else None
+        )
+        scope = f"sweep {sweep.display_name or sweep.id}" if sweep else project
+        return BestFound(scope, metric, goal, settings.key_metrics, best_answer(runs, metric, goal))
+
+    # -- Config -----------------------------------------------------------------------------
+
+    async def config_messages(self, target: str) -> list[str]:
+        """Return a run's full config as `<pre>` messages."""
+        ref = split_path(target)
+        run = await self._wandb.run(ref.entity, ref.project, ref.run_id)
+        return render_config(run)
+
+    # -- charts -----------------------------------------------------------------------------
+
+    async def plot(self, request: PlotRequest | SweepPlotRequest, chat_id: int | None) -> Chart:
+        """Draw a run's metric curves, or a sweep's metric against its hyperparameters."""
+        if isinstance(request, SweepPlotRequest):
+            return await self._plot_sweep(request, chat_id)
+        ref = request.run
+        try:
+            run = await self._wandb.run(ref.entity, ref.project, ref.run_id)
+        except WandbNotFoundError:
+            # A bare 8-character id may be a sweep's as well as a run's.
+            sweep_ref = SweepRef(ref.run_id, ref.project, ref.entity)
+            metric = request.metrics[0] if len(request.metrics) == 1 else None
+            try:
+                return await self._plot_sweep(SweepPlotRequest(sweep_ref, metric), chat_id)
+            except UsageError:
+                raise UsageError(
+                    f'No run "{ref.run_id}" in {ref.project}.', USAGES["plot"]
+                ) from None
+        metrics = plot_metrics(run, self._lab.project(ref.project), request.metrics)
+        rows = await self._wandb.history(
+            ref.entity, ref.project, ref.run_id, samples=HISTORY_SAMPLES
+        )
+        series = series_from_history(rows, metrics)
+        # The title has room for about 60 characters at the chart's font size.
+        title = f"{truncate(run.display_name, 36)} · {truncate(run.project, 22)}"
+        png = await asyncio.to_thread(metric_curves_png, title, series)
+        return Chart(png, render_run_plot_caption(run, series, self._ui_url))
+
+    async def _plot_sweep(self, request: SweepPlotRequest, chat_id: int | None) -> Chart:
+        sweep = await self.find_sweep(request.sweep, chat_id, USAGES["plot"])
+        settings = self._lab.project(sweep.project)
+        metric = request.metric or sweep.metric or settings.metric
+        if metric is None:
+            raise UsageError(
+                "The sweep names no metric: say which, e.g. /plot sweep <id> accuracy.",
+                USAGES["plot"],
+            )
+        goal = sweep.goal or settings.goal
+        runs = await self._wandb.sweep_runs(sweep.entity, sweep.project, sweep.id)
+        points, best_index, answer = sweep_points(runs, metric, goal, sweep_parameters(sweep))
+        title = f"sweep {sweep.display_name or sweep.id} · {metric}"
+        png = await asyncio.to_thread(sweep_scatter_png, title, metric, points, best_index)
+        caption = render_sweep_plot_caption(sweep, metric, answer, len(points), self._ui_url)
+        return Chart(png, caption)

@@ -1,0 +1,188 @@
+"""/sweep start|stop|cancel|pause|resume|status, /sweeps, and the sweep card's buttons."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from telegram import Update
+
+from bot.domain.commands import (
+    SweepPause,
+    SweepRef,
+    SweepResume,
+    SweepStart,
+    SweepStatus,
+    SweepStop,
+    parse_sweep,
+)
+from bot.domain.control import render_sweep_changed, render_sweep_started, render_sweeps_status
+from bot.domain.format import esc
+from bot.services import BotContext
+from bot.store import CallbackRecord
+from bot.sweeps import SweepChange, SweepError
+from handlers.access import ADMIN_REFUSALS, Handler, admins_only, lab_only
+from handlers.common import answers_errors, args_of, reply, wandb_trouble
+from wandb_client.errors import WandbError
+from wandb_client.sweep_control import SweepAction
+
+log = logging.getLogger(__name__)
+
+
+def answers_sweep_errors(handler: Handler) -> Handler:
+    """Turn a SweepError into its one-line reply."""
+
+    @functools.wraps(handler)
+    async def wrapped(update: Update, context: BotContext) -> None:
+        try:
+            await handler(update, context)
+        except SweepError as exc:
+            await reply(update, esc(str(exc)))
+
+    return wrapped
+
+
+@lab_only
+async def sweep_command(update: Update, context: BotContext) -> None:
+    """Route `/sweep status` to everyone and every other action to admins only."""
+    args = args_of(context)
+    if args and args[0].lower() == "status":
+        await _sweep_status(update, context)
+    else:
+        await _sweep_control(update, context)
+
+
+@answers_errors
+@answers_sweep_errors
+async def _sweep_status(update: Update, context: BotContext) -> None:
+    services = context.bot_data.services
+    settings = services.settings
+    request = parse_sweep(
+        args_of(context),
+        services.lab,
+        max_count=settings.max_sweep_count,
+        max_agents=settings.max_agents,
+    )
+    assert isinstance(request, SweepStatus)
+    views = await services.sweeps.status(request.ref)
+    text = render_sweeps_status(
+        views, now=services.clock(), ui_url=services.wandb.ui_url, known=list(services.lab.sweeps)
+    )
+    await reply(update, text)
+
+
+@admins_only("sweep")
+@answers_errors
+@answers_sweep_errors
+async def _sweep_control(update: Update, context: BotContext) -> None:
+    services = context.bot_data.services
+    settings = services.settings
+    request = parse_sweep(
+        args_of(context),
+        services.lab,
+        max_count=settings.max_sweep_count,
+        max_agents=settings.max_agents,
+    )
+    if isinstance(request, SweepStart):
+        await _start(update, context, request)
+        return
+    action: SweepAction
+    if isinstance(request, SweepStop):
+        ref, action = request.sweep_ref, "cancel" if request.cancel else "stop"
+    elif isinstance(request, SweepPause | SweepResume):
+        ref, action = request.ref, "pause" if isinstance(request, SweepPause) else "resume"
+    else:  # status is routed before the admin gate
+        return
+    change = await services.sweeps.apply(ref, action)
+    await reply(update, _changed(context, change))
+
+
+def _changed(context: BotContext, change: SweepChange) -> str:
+    return render_sweep_changed(
+        change.path,
+        change.action,
+        ui_url=context.bot_data.services.wandb.ui_url,
+        agents_stopped=change.agents_stopped,
+    )
+
+
+async def _start(update: Update, context: BotContext, request: SweepStart) -> None:
+    services = context.bot_data.services
+    chat_id = update.effective_chat.id if update.effective_chat else 0
+    user = update.effective_user
+    started = await services.sweeps.start(
+        request, chat_id=chat_id, user_id=user.id if user else None
+    )
+    text = render_sweep_started(
+        started.path,
+        lab_name=started.name,
+        count=started.count,
+        agents=started.agents,
+        ui_url=services.wandb.ui_url,
+        now=services.clock(),
+        reused=started.reused,
+    )
+    await reply(update, text)
+
+
+@lab_only
+@answers_errors
+@answers_sweep_errors
+async def sweeps_command(update: Update, context: BotContext) -> None:
+    """List the sweeps running now: agents, PIDs, uptime and progress."""
+    services = context.bot_data.services
+    views = await services.sweeps.status(None)
+    text = render_sweeps_status(
+        views, now=services.clock(), ui_url=services.wandb.ui_url, known=list(services.lab.sweeps)
+    )
+    await reply(update, text)
+
+
+# --- the card's buttons --------------------------------------------------------------------
+
+
+def _ref(path: str) -> SweepRef:
+    entity, project, sweep_id = path.split("/", 2)
+    return SweepRef(sweep_id=sweep_id, project=project, entity=entity)
+
+
+async def _admin_pressed(update: Update, context: BotContext) -> bool:
+    query = update.callback_query
+    user = update.effective_user
+    if context.bot_data.services.lab.is_admin(user.id if user else None):
+        return True
+    if query is not None:
+        await query.answer(ADMIN_REFUSALS["sweep"], show_alert=True)
+    return False
+
+
+async def _press(
+    update: Update, context: BotContext, record: CallbackRecord, action: SweepAction
+) -> None:
+    query = update.callback_query
+    if query is None or not await _admin_pressed(update, context):
+        return
+    await query.answer(f"{action.capitalize()}: on it…")
+    try:
+        change = await context.bot_data.services.sweeps.apply(_ref(record.target), action)
+        text = _changed(context, change)
+    except WandbError as exc:
+        text = wandb_trouble(exc)
+    except SweepError as exc:
+        text = esc(str(exc))
+    await reply(update, text)
+
+
+async def sweep_stop_action(update: Update, context: BotContext, record: CallbackRecord) -> None:
+    """The card's Stop button: stop the sweep as `/sweep stop` does."""
+    await _press(update, context, record, "stop")
+
+
+async def sweep_pause_action(update: Update, context: BotContext, record: CallbackRecord) -> None:
+    """The card's Pause button."""
+    await _press(update, context, record, "pause")
+
+
+async def sweep_resume_action(update: Update, context: BotContext, record: CallbackRecord) -> None:
+    """The card's (or the crash-loop alert's) Resume button."""
+    await _press(update, context, record, "resume")

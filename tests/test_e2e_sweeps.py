@@ -1,0 +1,196 @@
+"""End to end: /sweep start|stop|status with the real `wandb agent` and examples/wine/train.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ENTITY, LAB_CHAT, MEMBER, PROJECT, Harness
+from wandb_client.agents import descendants, pid_alive
+
+pytestmark = pytest.mark.slow
+
+
+def services(h: Harness):
+    assert h.application is not None
+    return h.application.bot_data.services
+
+
+def card_of(h: Harness, path: str):
+    record = services(h).store.sweep(path)
+    assert record is not None and record.card_message_id is not None
+    return next(
+        m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == record.card_message_id
+    )
+
+
+def sweep_path_in(text: str) -> str:
+    match = re.search(r"/sweeps/([a-z0-9]+)", text)
+    assert match, text
+    return f"{ENTITY}/{PROJECT}/{match.group(1)}"
+
+
+async def test_sweep_start_runs_three_times_and_card_ends_at_best(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        reply = await h.reply_to("/sweep start wine count=3", timeout=60)
+        assert "started sweep" in (reply.text or ""), reply.text
+        path = sweep_path_in(reply.html or reply.text or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        assert "pid" in (reply.text or "")
+
+        exit_msg = await h.wait_for_text("agent 0 of sweep", timeout=50)
+        assert "is done" in (exit_msg.text or ""), exit_msg.text
+        assert "runs done: 3/3" in (exit_msg.text or "")
+
+        runs = [r for r in h.wb.list_runs(ENTITY, PROJECT) if r.get("sweep") == sweep_id]
+        assert len(runs) == 3
+        assert all(r["state"] == "finished" for r in runs)
+
+        await h.wait_until(
+            lambda: (
+                "3/3" in (card_of(h, path).text or "")
+                and "finished" in (card_of(h, path).text or "")
+            ),
+            timeout=15,
+            what="final card",
+        )
+        card = card_of(h, path).text or ""
+        best = await services(h).wandb.best_runs(
+            ENTITY, PROJECT, "accuracy", "maximize", sweep=sweep_id
+        )
+        top = best[0]
+        value = top.summary["accuracy"]
+        assert f"{value:.4g}"[:5] in card or f"{value:.4f}"[:5] in card, card
+        if len(best) < 2 or best[1].summary["accuracy"] != value:
+            assert top.display_name in card, card
+        # The sweep's runs were announced in the chat.
+        await h.wait_until(
+            lambda: (
+                sum(
+                    r["name"] in t or r.get("displayName", "") in t for r in runs for t in h.texts()
+                )
+                >= 1
+            ),
+            timeout=15,
+            what="run notifications",
+        )
+        # Exactly one exit message for the one agent.
+        assert sum("agent 0 of sweep" in t for t in h.texts()) == 1
+
+
+def sweep_runs(h: Harness, sweep_id: str) -> list[dict]:
+    return [r for r in h.wb.list_runs(ENTITY, PROJECT) if r.get("sweep") == sweep_id]
+
+
+def process_tree(h: Harness, path: str) -> set[int]:
+    pids: set[int] = set()
+    for agent in services(h).store.agents(sweep_path=path):
+        pids |= {agent.pid, *descendants(agent.pid)}
+    return pids
+
+
+async def test_sweep_stop_during_a_run_leaves_nothing_alive(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        reply = await h.reply_to("/sweep start wine count=5", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        await h.wait_until(
+            lambda: any(r["state"] == "running" for r in sweep_runs(h, sweep_id)),
+            timeout=40,
+            what="a sweep run running",
+        )
+        tree = process_tree(h, path)
+        assert len(tree) >= 2, tree  # the agent and at least its training process
+
+        h.say(f"/sweep stop {sweep_id}")
+        stopped = await h.wait_for_text(f"sweep {sweep_id} stopped", timeout=60)
+        assert "1 agent ended" in (stopped.text or ""), stopped.text
+        assert not [pid for pid in tree if pid_alive(pid)]
+        assert h.wb.get_sweep(ENTITY, PROJECT, sweep_id)["state"] == "FINISHED"
+        assert not services(h).store.agents(live_only=True)
+        # A stop the user asked for is its own report: no agent-exit alert follows.
+        assert not any("agent 0 of sweep" in t for t in h.texts())
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        ("/sweep start nosuch", 'Unknown sweep "nosuch"'),
+        ("/sweep start wine count=abc", "count must be a whole number"),
+        ("/sweep start wine count=-1", "count must be a whole number"),
+        ("/sweep start wine count=10**9", "count must be a whole number"),
+        ("/sweep start wine count=1000000000", "count must be"),
+        ("/sweep start wine gpus=x", "gpus must be a comma list"),
+        ("/sweep start wine project=../../etc", "may use only letters"),
+        ("/sweep start wine agents=99", "agents must be from 1 to"),
+    ],
+)
+async def test_bad_sweep_input_gets_one_line_and_starts_nothing(
+    tmp_path: Path, command: str, reason: str
+) -> None:
+    async with Harness(tmp_path) as h:
+        answer = await h.reply_to(command)
+        text = answer.text or ""
+        assert reason in text, text
+        assert "Usage: /sweep start <name>" in text
+        assert "\n" not in text
+        assert not services(h).store.agents()
+        assert not services(h).store.sweeps()
+        assert not h.wb.list_sweeps(ENTITY, PROJECT)
+        assert h.wb.request_counts().get("UpsertSweep", 0) == 0
+
+
+async def test_members_may_look_but_not_start(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        refused = await h.reply_to("/sweep start wine count=1", user_id=MEMBER)
+        assert refused.text == "Only lab admins can start or stop sweeps."
+        status = await h.reply_to("/sweeps", user_id=MEMBER)
+        assert "no sweep running" in (status.text or "")
+        assert "wine" in (status.text or "")
+        assert not services(h).store.sweeps()
+        assert not h.wb.list_sweeps(ENTITY, PROJECT)
+
+
+async def test_agents_outlive_a_sigkilled_bot_and_are_adopted(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    await h.start_servers()
+    try:
+        await h.start_bot_process()
+        reply = await h.reply_to("/sweep start wine count=2", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        await h.wait_until(
+            lambda: any(r["state"] == "running" for r in sweep_runs(h, sweep_id)),
+            timeout=40,
+            what="the first run running",
+        )
+        await h.kill_bot_process()
+
+        await h.start_bot()
+        agents = services(h).store.agents(sweep_path=path)
+        assert len(agents) == 1
+        agent_pid = agents[0].pid
+        assert pid_alive(agent_pid)
+        status = await h.reply_to("/sweeps")
+        assert f"pid {agent_pid}" in (status.text or "")
+        assert "up " in (status.text or ""), status.text
+
+        done = await h.wait_for_text("agent 0 of sweep", timeout=50)
+        assert "is done" in (done.text or ""), done.text
+        assert "runs done: 2/2" in (done.text or "")
+        await h.wait_until(
+            lambda: (
+                "2/2" in (card_of(h, path).text or "")
+                and "finished" in (card_of(h, path).text or "")
+            ),
+            timeout=15,
+            what="final card",
+        )
+        assert sum("agent 0 of sweep" in t for t in h.texts()) == 1
+        assert sum("ended while I was down" in t for t in h.texts()) == 0
+        assert len(sweep_runs(h, sweep_id)) == 2
+        assert all(r["state"] == "finished" for r in sweep_runs(h, sweep_id))
+    finally:
+        await h.__aexit__(None, None, None)
