@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.domain.format import TELEGRAM_CAPTION_LIMIT, esc, utf16_len
@@ -196,13 +197,19 @@ class Delivery:
         markup = keyboard(self._store, row.buttons, now, chat_id=row.chat_id)
         if row.photo is None:
             return await self._bot.send_message(
-                row.chat_id, row.text, reply_markup=markup, disable_web_page_preview=True
+                row.chat_id,
+                row.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                disable_web_page_preview=True,
             )
         caption = row.text if utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
         if caption is None:
-            await self._bot.send_message(row.chat_id, row.text, disable_web_page_preview=True)
+            await self._bot.send_message(
+                row.chat_id, row.text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+            )
         return await self._bot.send_photo(
-            row.chat_id, row.photo, caption=caption, reply_markup=markup
+            row.chat_id, row.photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup
         )
 
     def _pause(self, chat_id: int, reason: str, now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -219,8 +220,28 @@ class Harness:
         await self.stop_bot()
         if self.process is not None:
             await self.kill_bot_process()
+        self.kill_leftover_agents()
         await self.telegram.stop()
         await asyncio.to_thread(self.wandb.stop)
+
+    def kill_leftover_agents(self) -> None:
+        """Kill sweep agents (and their runs) a failed test left behind; the bot never does."""
+        from bot.store import Store
+        from wandb_client.agents import descendants, is_alive
+
+        db = self.tmp / "data" / "bot.sqlite3"
+        if not db.exists():
+            return
+        store = Store(db)
+        try:
+            for agent in store.agents(live_only=True):
+                if not is_alive(agent.pid, agent.cmdline):
+                    continue
+                for pid in [agent.pid, *descendants(agent.pid)]:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            store.close()
 
     # -- acting as users ---------------------------------------------------------------
 

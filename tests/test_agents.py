@@ -280,3 +280,50 @@ def test_tail_log_returns_last_lines_and_nothing_for_a_missing_file(tmp_path):
     log.write_text("".join(f"line {i}\n" for i in range(100)) + "progress\rdone\n")
     assert tail_log(log, 3) == ["line 99", "progress", "done"]
     assert tail_log(tmp_path / "missing.log") == []
+
+
+@pytest.mark.slow
+async def test_real_wandb_agent_runs_the_wine_sweep_against_the_local_server(tmp_path):
+    """Real `wandb agent` processes, real examples/wine/train.py, the local W&B server."""
+    import yaml
+
+    from tests.servers.wandb import ServerThread, WandbServer, sdk_env
+
+    wine = Path(__file__).resolve().parents[1] / "examples" / "wine"
+    config = yaml.safe_load((wine / "sweep-grid.yaml").read_text())
+    with ServerThread(WandbServer()) as server:
+        server.server.seed(
+            {"sweeps": [{"entity": "lab", "project": "wine", "name": "grid0001", "config": config}]}
+        )
+        # The real `wandb` CLI, with the agent's hard-coded 5 s queue poll cut to 0.5 s.
+        fast_wandb = tmp_path / "wandb-fast"
+        fast_wandb.write_text(
+            f"#!{sys.executable}\n"
+            "import sys, wandb.wandb_agent as a\n"
+            "a.Agent.POLL_INTERVAL = 0.5\n"
+            "from wandb.cli.cli import cli\n"
+            "sys.argv[0] = 'wandb'\n"
+            "cli()\n"
+        )
+        fast_wandb.chmod(0o755)
+        supervisor = AgentSupervisor(executable=str(fast_wandb), stagger_s=0.2)
+        agents = await supervisor.start(
+            "lab/wine/grid0001",
+            count=2,
+            agents=2,
+            gpus=[],
+            workdir=wine,
+            env=sdk_env(server.base_url, tmp_path),
+            log_dir=tmp_path / "logs",
+        )
+        assert [a.count for a in agents] == [1, 1]
+        codes = await asyncio.wait_for(
+            asyncio.gather(*(supervisor.wait(a) for a in agents)), timeout=40
+        )
+        logs = [tail_log(a.log_path, 40) for a in agents]
+        assert codes == [0, 0], logs
+        runs = server.server.list_runs("lab", "wine")
+        assert len(runs) == 2
+        assert {r["state"] for r in runs} == {"finished"}
+        assert {r["sweep"] for r in runs} == {"grid0001"}
+        assert all("accuracy" in r["summary"] for r in runs)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.store import Store
 from tests.harness import ENTITY, PROJECT, Harness, run_ids_in
 from tests.servers.wandb.sdk import API_KEY
 from wandb_client.client import WandbClient
@@ -170,3 +171,55 @@ async def test_idle_project_of_5000_runs_costs_one_request_per_poll(tmp_path: Pa
 
 def _show(h: Harness) -> str:
     return "\n---\n".join(h.texts())
+
+
+async def test_bot_killed_while_runs_end_notifies_each_run_once_after_restart(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    await h.start_servers()
+    try:
+        names = [f"restart{i:02d}" for i in range(12)]
+        h.wb.seed(
+            {
+                "runs": [
+                    {
+                        "entity": ENTITY,
+                        "project": PROJECT,
+                        "name": n,
+                        "state": "running",
+                        "summary": {"accuracy": 0.5 + i / 100, "_step": 1},
+                    }
+                    for i, n in enumerate(names)
+                ]
+            }
+        )
+        await h.start_bot_process()
+        store = Store(tmp_path / "data" / "bot.sqlite3")
+        await h.wait_until(
+            lambda: len(store.run_memory(ENTITY, PROJECT)) == 12, timeout=60, what="baseline"
+        )
+        # Runs fail one after another while the bot works; it is killed in the middle.
+        for name in names[:6]:
+            h.wb.set_run_state(ENTITY, PROJECT, name, "failed")
+            await asyncio.sleep(0.15)
+        await h.wait_until(lambda: len(h.texts()) >= 1, timeout=30, what="a first message")
+        for name in names[6:9]:
+            h.wb.set_run_state(ENTITY, PROJECT, name, "failed")
+        await h.kill_bot_process()
+        for name in names[9:]:
+            h.wb.set_run_state(ENTITY, PROJECT, name, "failed")  # while the bot is down
+        await h.start_bot_process()
+        await h.wait_until(
+            lambda: all(any(n in t for t in h.texts()) for n in names),
+            timeout=60,
+            what="every run notified",
+        )
+        await asyncio.sleep(2)  # a repeat, if any, would arrive within a few polls
+        counts = run_ids_in(h.texts(), names)
+        assert counts == dict.fromkeys(names, 1), _show(h)
+        assert store.outbox_counts()["pending"] == 0
+    finally:
+        await h.kill_bot_process()
+        await h.telegram.stop()
+        await asyncio.to_thread(h.wandb.stop)

@@ -118,7 +118,7 @@ async def test_stop_refuses_members_strangers_presses_and_expired_buttons(tmp_pa
             )
             assert h.run_states()[run_id] == "running"
             assert proc.returncode is None
-            assert not h.wb.get_run("lab", "wine-quality-dev", run_id)["stopRequested"]
+            assert not (h.wb.get_run("lab", "wine-quality-dev", run_id) or {}).get("stopRequested")
         finally:
             proc.kill()
             await proc.wait()

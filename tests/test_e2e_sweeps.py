@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.harness import ENTITY, LAB_CHAT, MEMBER, PROJECT, Harness
+from tests.harness import ENTITY, LAB_CHAT, MEMBER, PROJECT, WINE, Harness, lab_data
 from wandb_client.agents import descendants, pid_alive
 
 pytestmark = pytest.mark.slow
@@ -108,7 +109,7 @@ async def test_sweep_stop_during_a_run_leaves_nothing_alive(tmp_path: Path) -> N
         stopped = await h.wait_for_text(f"sweep {sweep_id} stopped", timeout=60)
         assert "1 agent ended" in (stopped.text or ""), stopped.text
         assert not [pid for pid in tree if pid_alive(pid)]
-        assert h.wb.get_sweep(ENTITY, PROJECT, sweep_id)["state"] == "FINISHED"
+        assert (h.wb.get_sweep(ENTITY, PROJECT, sweep_id) or {}).get("state") == "FINISHED"
         assert not services(h).store.agents(live_only=True)
         # A stop the user asked for is its own report: no agent-exit alert follows.
         assert not any("agent 0 of sweep" in t for t in h.texts())
@@ -194,3 +195,42 @@ async def test_agents_outlive_a_sigkilled_bot_and_are_adopted(tmp_path: Path) ->
         assert all(r["state"] == "finished" for r in sweep_runs(h, sweep_id))
     finally:
         await h.__aexit__(None, None, None)
+
+
+BROKEN_SWEEP = """\
+name: wine-broken
+program: train.py
+method: grid
+metric:
+  name: accuracy
+  goal: maximize
+parameters:
+  n_estimators:
+    values: [10, 50, 100, 200]
+  fail-at:
+    value: 1
+"""
+
+
+async def test_crash_loop_pauses_the_sweep_stops_agents_and_alerts_once(tmp_path: Path) -> None:
+    sweep_file = tmp_path / "broken.yaml"
+    sweep_file.write_text(BROKEN_SWEEP)
+    lab = lab_data(crash_loop={"failures": 2, "window": 120})
+    lab["sweeps"]["broken"] = {"file": str(sweep_file), "project": PROJECT, "workdir": str(WINE)}
+    async with Harness(tmp_path, lab=lab) as h:
+        reply = await h.reply_to("/sweep start broken count=4", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        alert = await h.wait_for_text(
+            lambda t: t.startswith(f"⚠️ sweep {sweep_id} paused"), timeout=50
+        )
+        assert "RuntimeError: simulated failure at step 1" in (alert.text or ""), alert.text
+        assert [b["text"] for row in alert.buttons for b in row] == ["Resume", "Stop"]
+        await h.wait_until(
+            lambda: not services(h).store.agents(live_only=True), timeout=20, what="agents stopped"
+        )
+        assert (h.wb.get_sweep(ENTITY, PROJECT, sweep_id) or {}).get("state") == "PAUSED"
+        assert not [a.pid for a in services(h).store.agents() if pid_alive(a.pid)]
+        await asyncio.sleep(1.0)
+        assert sum(t.startswith(f"⚠️ sweep {sweep_id}") for t in h.texts()) == 1
+        assert not any("agent 0 of sweep" in t for t in h.texts())

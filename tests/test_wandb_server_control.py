@@ -29,7 +29,7 @@ HEARTBEAT = (
     "mutation Heartbeat($id: ID!, $runState: JSONString) {"
     " agentHeartbeat(input: {id: $id, runState: $runState}) { agent { id } commands } }"
 )
-RUNS = (QUERIES / "Runs__ad8abd2d.graphql").read_text()
+RUNS = (QUERIES / "Runs__69449a6e.graphql").read_text()
 
 
 class Client:

@@ -223,7 +223,9 @@ class WandbClient:
             runs = api.runs(
                 path, filters=dict(filters or {}), order=order, per_page=per_page, lazy=False
             )
-            iterator = iter(runs)
+            # A Paginator's __iter__ rewinds it, and islice calls iter() on what it gets:
+            # one generator keeps a single position across pages.
+            iterator = (run for run in runs)
             return iterator, _take(iterator, first)
 
         iterator, page = await self._sdk(what, first_page)

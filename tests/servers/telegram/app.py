@@ -952,6 +952,7 @@ class TelegramServer:
             self.updates = self.updates[offset:]
         self._poll_generation += 1
         generation = self._poll_generation
+        self._wake()  # an earlier pending poll ends now with a conflict
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         while True:

@@ -174,7 +174,6 @@ class RunNode:
         self.tags = list(run.tags)
         self.sweepName = run.sweep
         self.state = run.state
-        self.config = json.dumps(run.config)
         self.group = run.group
         self.jobType = run.job_type
         self.commit = run.commit
@@ -185,8 +184,6 @@ class RunNode:
         self.heartbeatAt = iso(run.heartbeat_at)
         self.description = run.description
         self.notes = run.notes
-        self.systemMetrics = json.dumps(run.system_metrics)
-        self.summaryMetrics = json.dumps(run.summary)
         self.historyLineCount = len(run.history)
         self.exitcode = run.exitcode
         self.shouldStop = run.stop_requested
@@ -194,6 +191,18 @@ class RunNode:
         self.stopped = run.state == "killed"
         self.running = run.state == "running"
         self.user = {"name": VIEWER_NAME, "username": VIEWER_NAME}
+
+    def config(self, info: GraphQLResolveInfo) -> str:
+        """Return the config as W&B stores it: ``{k: {"value": v}}``, JSON-encoded."""
+        return json.dumps(self._run.config)
+
+    def summaryMetrics(self, info: GraphQLResolveInfo) -> str:
+        """Return the latest summary, JSON-encoded."""
+        return json.dumps(self._run.summary)
+
+    def systemMetrics(self, info: GraphQLResolveInfo) -> str:
+        """Return the latest system metrics, JSON-encoded."""
+        return json.dumps(self._run.system_metrics)
 
     def historyKeys(self, info: GraphQLResolveInfo) -> dict[str, Any]:
         """Describe the run's history keys and last step."""

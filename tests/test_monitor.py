@@ -1,0 +1,140 @@
+"""The monitor against the local W&B server: cadence, idle back-off, outage back-off."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.domain.events import StallPolicy
+from bot.monitor import Monitor
+from bot.store import Store
+from config import parse_lab
+from tests.servers.wandb.app import ServerThread, WandbServer
+from tests.servers.wandb.sdk import API_KEY
+from wandb_client.client import WandbClient
+
+ENTITY, PROJECT, CHAT = "lab", "wine-quality-dev", -100
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerThread]:
+    with ServerThread(WandbServer(heartbeat_timeout=3600)) as thread:
+        yield thread
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_monitor(
+    server: ServerThread, tmp_path: Path, *, timeout: float = 20
+) -> tuple[Monitor, Store, WandbClient]:
+    lab = parse_lab(
+        {"entity": ENTITY, "chats": [{"id": CHAT, "projects": [PROJECT]}]}, "lab", tmp_path
+    )
+    store = Store(tmp_path / "s.db")
+    client = WandbClient(API_KEY, base_url=server.base_url, default_entity=ENTITY, timeout=timeout)
+    monitor = Monitor(
+        store,
+        client,
+        lab,
+        now,
+        ui_url=server.base_url,
+        poll_interval=30,
+        idle_poll_interval=300,
+        max_backoff=600,
+        overlap=5,
+        stall_policy=StallPolicy(floor=600, factor=10),
+    )
+    return monitor, store, client
+
+
+async def test_idle_project_slows_down_and_a_running_run_speeds_it_up(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    server.server.reset()
+    server.server.seed(
+        {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "old1", "state": "finished"}]}
+    )
+    monitor, store, client = make_monitor(server, tmp_path)
+    try:
+        first = await monitor.poll(ENTITY, PROJECT)
+        assert first.ok and first.next_delay == 300 and first.events == ()
+        server.server.seed(
+            {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "new1", "state": "running"}]}
+        )
+        second = await monitor.poll(ENTITY, PROJECT)
+        assert second.next_delay == 30
+        server.server.set_run_state(ENTITY, PROJECT, "new1", "finished")
+        third = await monitor.poll(ENTITY, PROJECT)
+        assert [e.kind for e in third.events] == ["finished"] and third.enqueued == 1
+        assert third.next_delay == 300
+        assert [r.chat_id for r in store.due(now())] == [CHAT]
+    finally:
+        await client.close()
+
+
+async def test_first_poll_is_a_silent_baseline_and_old_endings_are_not_news(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    server.server.reset()
+    server.server.seed(
+        {
+            "runs": [
+                {"entity": ENTITY, "project": PROJECT, "name": f"r{i}", "state": "failed"}
+                for i in range(5)
+            ]
+        }
+    )
+    monitor, store, client = make_monitor(server, tmp_path)
+    try:
+        outcome = await monitor.poll(ENTITY, PROJECT)
+        assert outcome.ok and outcome.events == () and store.outbox_counts()["pending"] == 0
+        again = await monitor.poll(ENTITY, PROJECT)
+        assert again.events == ()
+    finally:
+        await client.close()
+
+
+async def test_w_and_b_outage_backs_off_exponentially_without_multiplying_requests(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    server.server.reset()
+    server.server.seed(
+        {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "x", "state": "running"}]}
+    )
+    monitor, store, client = make_monitor(server, tmp_path, timeout=2)
+    try:
+        assert (await monitor.poll(ENTITY, PROJECT)).ok
+        server.server.reset_requests()
+        server.server.inject_fault("Runs", "429", count=1000, reset=30)
+        delays = []
+        for _ in range(3):
+            outcome = await monitor.poll(ENTITY, PROJECT)
+            assert not outcome.ok and outcome.error
+            delays.append(outcome.next_delay)
+        assert delays == [60, 120, 240]
+        assert store.project_state(ENTITY, PROJECT).failures == 3
+        runs_requests = server.server.request_counts().get("Runs", 0)
+        # wandb-core retries inside one call; the bot adds nothing on top of that.
+        assert 3 <= runs_requests <= 3 * 3, runs_requests
+        await asyncio.sleep(0.5)
+        assert server.server.request_counts().get("Runs", 0) == runs_requests
+        server.server.reset()
+        server.server.seed(
+            {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "x", "state": "running"}]}
+        )
+        recovered = await monitor.poll(ENTITY, PROJECT)
+        assert recovered.ok and store.project_state(ENTITY, PROJECT).failures == 0
+    finally:
+        await client.close()
+
+
+def test_backoff_is_capped(tmp_path: Path) -> None:
+    with ServerThread() as thread:
+        monitor, _, _ = make_monitor(thread, tmp_path)
+        assert [monitor.backoff(n) for n in (1, 2, 3, 4, 5, 10)] == [60, 120, 240, 480, 600, 600]
