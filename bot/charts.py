@@ -374,6 +374,9 @@ def digest_data_png(data: DigestChartData) -> bytes:
         )
         for y, (row, total) in enumerate(zip(rows, totals, strict=True))
     ]
+    # A lone project gets a bar, not a wall: keep room for at least three rows.
+    spare = max(0, 3 - len(rows)) / 2
+    ax.set_ylim(-0.6 - spare, len(rows) - 0.4 + spare)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     ax.tick_params(labelsize=FONT)
     ax.grid(True, axis="x", alpha=0.35)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -71,16 +71,6 @@ def follow_migrations(chat_id: int, migrations: Mapping[int, int]) -> int:
     return chat_id
 
 
-def watermark_of(runs: Iterable[RunSnapshot], previous: datetime | None) -> datetime | None:
-    """Return the newest W&B update time seen (W&B's clock, not ours)."""
-    newest = previous
-    for run in runs:
-        moment = run.updated_at or run.heartbeat_at or run.created_at
-        if newest is None or moment > newest:
-            newest = moment
-    return newest
-
-
 class Monitor:
     """Poll W&B projects and turn what changed into outbox messages."""
 
@@ -134,10 +124,20 @@ class Monitor:
         return self._lab.project(project).entity or self._lab.entity, project
 
     def watched(self) -> set[tuple[str, str]]:
-        """Return every project some chat is subscribed to."""
+        """Return every project the bot must poll.
+
+        That is what some chat subscribes to, plus the projects of sweeps started from a
+        chat and of runs a user asked to stop: their cards and confirmations depend on
+        polls even when no chat watches the project.
+        """
         projects = {self.qualify(p) for chat in self._lab.chats for p in chat.projects}
         for subs in self._store.subscriptions().values():
             projects |= subs
+        paths = [s.path for s in self._store.sweeps(active_only=True)]
+        paths += list(self._store.pending_callbacks("await_stop"))
+        for path in paths:
+            entity, project, _ = path.split("/", 2)
+            projects.add((entity, project))
         return projects
 
     def _extra_subscriptions(self) -> dict[int, list[str]]:
@@ -186,7 +186,9 @@ class Monitor:
         policy = self._stall_policy.for_project(self._lab.project(project))
         events, updated = diff_runs(memory, runs, now, policy, baseline=baseline)
         messages = self._messages(entity, project, events, now)
-        watermark = watermark_of(runs, state.watermark) or (now - self._overlap)
+        # The next poll asks for what changed since this one began, less the overlap that
+        # absorbs clock skew between the bot and W&B; the diff makes repeats harmless.
+        watermark = now
         active = any(run.state in ("running", "pending") for run in runs)
         ids = self._store.record_poll(
             entity,

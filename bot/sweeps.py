@@ -180,22 +180,10 @@ class SweepService:
         )
         # The sweep's runs must be polled even when no chat watches its project.
         self._polls.ensure(request.entity, request.project)
-        try:
-            processes = await self._supervisor.start(
-                path,
-                count=request.count,
-                agents=request.agents,
-                gpus=request.gpus,
-                workdir=definition.workdir or definition.file.parent,
-                env=self._agent_env(definition.env),
-                log_dir=self._settings.agent_log_dir,
-            )
-        except (AgentError, OSError) as exc:
-            self._store.update_sweep(path, finished_at=self._clock())
-            log.error("agents for %s did not start: %s", path, exc)
-            raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
-        views = []
-        for process in processes:
+        views: list[AgentView] = []
+
+        def started(process: AgentProcess) -> None:
+            # Stored the moment it runs: a bot killed mid-stagger still adopts it later.
             record_id = self._store.add_agent(
                 sweep_path=path,
                 idx=process.index,
@@ -207,12 +195,26 @@ class SweepService:
                 started_at=process.started_at,
             )
             self._watch(record_id, process)
-            views.append(
-                AgentView(
-                    process.index, process.pid, process.started_at, True, _gpus_text(process.gpus)
-                )
+            gpus = _gpus_text(process.gpus)
+            views.append(AgentView(process.index, process.pid, process.started_at, True, gpus))
+
+        try:
+            await self._supervisor.start(
+                path,
+                count=request.count,
+                agents=request.agents,
+                gpus=request.gpus,
+                workdir=definition.workdir or definition.file.parent,
+                env=self._agent_env(definition.env),
+                log_dir=self._settings.agent_log_dir,
+                on_started=started,
             )
-        self.request_refresh(path)
+        except (AgentError, OSError) as exc:
+            log.error("agents for %s did not start: %s", path, exc)
+            if not views:
+                self._store.update_sweep(path, finished_at=self._clock())
+                raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
+        # The card follows the reply: the handler asks for it (`request_refresh`).
         return StartedSweep(path, request.name, request.count, tuple(views), reused)
 
     async def _sweep_config(self, name: str, file: Path) -> dict[str, Any]:
@@ -538,7 +540,9 @@ class SweepService:
     async def refresh_job(self, _context: object = None) -> None:
         """Periodic job: refresh every active sweep's card (catches what no event showed)."""
         for sweep in self._store.sweeps(active_only=True):
-            self.request_refresh(sweep.path)
+            # A sweep without a card is still starting: its start shows the first card.
+            if sweep.card_message_id is not None:
+                self.request_refresh(sweep.path)
 
     async def _refresh_later(self, path: str) -> None:
         interval = self._settings.card_edit_interval

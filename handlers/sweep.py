@@ -123,6 +123,7 @@ async def _start(update: Update, context: BotContext, request: SweepStart) -> No
         reused=started.reused,
     )
     await reply(update, text)
+    services.sweeps.request_refresh(started.path)  # the live card, right below the reply
 
 
 @lab_only

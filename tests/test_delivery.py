@@ -43,10 +43,8 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "bot.sqlite3")
 
 
-def delivery(store: Store, bot: Bot, **kwargs: float) -> Delivery:
-    return Delivery(
-        store, bot, now, admins=[ADMIN], chat_interval=kwargs.pop("chat_interval", 0.0), **kwargs
-    )  # type: ignore[arg-type]
+def delivery(store: Store, bot: Bot, *, chat_interval: float = 0.0) -> Delivery:
+    return Delivery(store, bot, now, admins=[ADMIN], chat_interval=chat_interval)
 
 
 def msg(key: str, chat: int = GROUP, text: str | None = None, **kw: object) -> OutboxItem:

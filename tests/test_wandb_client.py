@@ -417,11 +417,12 @@ async def test_error_burst_on_runs_is_unavailable_after_timeout_without_request_
             await client.changed_runs(ENTITY, project, None)
         elapsed = time.monotonic() - began
         assert 1.5 <= elapsed <= 4.5
-        assert runs_requests(srv) <= 2
+        sent = runs_requests(srv)
+        assert 1 <= sent <= 3  # wandb-core's own backoff, not a storm
         health = client.health
         assert health.consecutive_failures == 1 and health.last_error
-        await asyncio.sleep(2.5)  # wandb-core gave up with us: nothing more arrives
-        assert runs_requests(srv) <= 2
+        await asyncio.sleep(3)  # wandb-core gave up with us: nothing more arrives
+        assert runs_requests(srv) == sent
     finally:
         with srv._faults_lock:
             srv._faults.clear()

@@ -227,6 +227,7 @@ async def test_silent_runs_crash_and_stopped_runs_are_killed(client: Client) -> 
     stop = "mutation StopRun($id: ID!) { stopRun(input: {id: $id}) { success } }"
     assert (await client.gql(stop, id=gid))["data"]["stopRun"]["success"] is True
     assert (await client.stream("stopme", {}))["stopped"] is True
+    await client.stream("quiet", {})  # it streamed once, then went silent
     await _until(lambda: client.server.get_run("lab", "p", "quiet")["state"] == "crashed")  # type: ignore[index]
     await _until(lambda: client.server.get_run("lab", "p", "stopme")["state"] == "killed")  # type: ignore[index]
     await client.stream("quiet", {})

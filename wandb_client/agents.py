@@ -19,7 +19,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,8 +194,13 @@ class AgentSupervisor:
         workdir: Path,
         env: Mapping[str, str],
         log_dir: Path,
+        on_started: Callable[[AgentProcess], None] | None = None,
     ) -> list[AgentProcess]:
-        """Start agents for a sweep, `stagger_s` apart, and return their records."""
+        """Start agents for a sweep, `stagger_s` apart, and return their records.
+
+        `on_started` sees each agent as soon as it runs, so a caller can persist it before
+        the next one starts (a crash mid-stagger then orphans nothing).
+        """
         counts = split_count(count, agents)
         executable = self._executable or wandb_executable()
         await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
@@ -205,18 +210,19 @@ class AgentSupervisor:
                 # Staggering spreads the agents' first heartbeats and runs' start-up load.
                 await asyncio.sleep(self._stagger_s)
             agent_gpus = (gpus[index % len(gpus)],) if gpus else ()
-            started.append(
-                await self._spawn(
-                    executable,
-                    sweep_path,
-                    index=index,
-                    count=agent_count,
-                    gpus=agent_gpus,
-                    workdir=workdir,
-                    env=env,
-                    log_dir=log_dir,
-                )
+            agent = await self._spawn(
+                executable,
+                sweep_path,
+                index=index,
+                count=agent_count,
+                gpus=agent_gpus,
+                workdir=workdir,
+                env=env,
+                log_dir=log_dir,
             )
+            started.append(agent)
+            if on_started is not None:
+                on_started(agent)
         return started
 
     async def _spawn(

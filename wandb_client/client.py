@@ -159,8 +159,13 @@ class WandbClient:
             raise
         except Exception as exc:
             error = map_error(exc, what, secret=self._api_key)
-            self._record_failure(error)
-            log.warning("W&B call failed: %s", error)
+            if isinstance(error, WandbNotFoundError):
+                # W&B answered; what was asked for does not exist (yet). Not trouble.
+                self._record_success()
+                log.debug("W&B: %s", error)
+            else:
+                self._record_failure(error)
+                log.warning("W&B call failed: %s", error)
             raise error from exc
         self._record_success()
         return result

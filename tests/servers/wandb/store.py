@@ -31,6 +31,8 @@ NextParams = Callable[
     "dict[str, Any] | None",
 ]
 
+STARTUP_GRACE_S = 60.0
+
 
 class StoreError(ValueError):
     """Raised when a request names something that does not exist or is invalid."""
@@ -108,6 +110,7 @@ class Run:
     exitcode: int | None = None
     stop_requested: bool = False
     last_seen: float | None = None
+    streamed: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
 
     @property
@@ -469,6 +472,7 @@ class Store:
                     run.system_metrics = row
             run.heartbeat_at = self.now()
             run.last_seen = time.monotonic()
+            run.streamed = True
             if body.get("complete"):
                 exitcode = body.get("exitcode")
                 run.exitcode = int(exitcode) if exitcode is not None else 0
@@ -534,7 +538,11 @@ class Store:
 
     def check_heartbeats(self) -> list[Run]:
         """Mark running runs silent for longer than the timeout crashed (killed if stopped)."""
-        limit = time.monotonic() - self.heartbeat_timeout
+        now = time.monotonic()
+        limit = now - self.heartbeat_timeout
+        # A run that has not streamed yet is still starting (imports, wandb-core): on a
+        # busy machine that can outlast a short test timeout, so it gets a grace period.
+        starting_limit = now - max(self.heartbeat_timeout, STARTUP_GRACE_S)
         ended: list[Run] = []
         with self.lock:
             for proj in self.projects.values():
@@ -542,7 +550,7 @@ class Store:
                     if (
                         run.state == "running"
                         and run.last_seen is not None
-                        and run.last_seen < limit
+                        and run.last_seen < (limit if run.streamed else starting_limit)
                     ):
                         run.state = "killed" if run.stop_requested else "crashed"
                         self.touch(run)
@@ -834,6 +842,7 @@ class Store:
         )
         if r.get("live"):
             run.last_seen = time.monotonic()
+            run.streamed = True
         proj.runs[name] = run
         if run.sweep and run.sweep in proj.sweeps and name not in proj.sweeps[run.sweep].run_names:
             proj.sweeps[run.sweep].run_names.append(name)

@@ -1,0 +1,136 @@
+"""Commands as a lab member types them: the gate, /watch, /subscriptions, /runs, /status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness import (
+    ADMIN,
+    ENTITY,
+    LAB_CHAT,
+    MEMBER,
+    OTHER_LAB_CHAT,
+    PROJECT,
+    STRANGER_CHAT,
+    Harness,
+)
+
+pytestmark = pytest.mark.slow
+
+
+async def test_strangers_get_one_line_with_their_chat_id_and_nothing_else(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.telegram.add_chat(STRANGER_CHAT, "supergroup", "elsewhere")
+        reply = await h.reply_to("/runs wine-quality-dev", chat_id=STRANGER_CHAT, user_id=ADMIN)
+        assert reply.text is not None and str(STRANGER_CHAT) in reply.text
+        assert len(reply.text.splitlines()) == 1
+        h.say("/help", chat_id=STRANGER_CHAT)
+        await h.telegram.wait_for_messages(STRANGER_CHAT, count=2)
+        assert all("Commands" not in (m.text or "") for m in h.telegram.bot_messages(STRANGER_CHAT))
+
+
+async def test_members_are_refused_admin_commands_politely(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        for command in (
+            "/watch wine-quality-prod",
+            "/unwatch wine-quality-dev",
+            "/silence wine-quality-dev 1h",
+        ):
+            reply = await h.reply_to(command, user_id=MEMBER)
+            assert reply.text is not None and reply.text.startswith("Only lab admins")
+        assert h.application is not None
+        assert h.application.bot_data.services.store.subscriptions() == {}
+
+
+async def test_watch_subscribe_notifies_and_unwatch_stops(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        reply = await h.reply_to("/watch wine-quality-prod", chat_id=OTHER_LAB_CHAT)
+        assert reply.text is not None and "now hears about wine-quality-prod" in reply.text
+        again = await h.reply_to("/watch wine-quality-prod", chat_id=OTHER_LAB_CHAT)
+        assert again.text is not None and "already watches" in again.text
+        subs = await h.reply_to("/subscriptions", chat_id=OTHER_LAB_CHAT)
+        assert subs.text is not None and "wine-quality-prod" in subs.text
+        assert h.application is not None
+        store = h.application.bot_data.services.store
+        h.wb.seed(
+            {
+                "runs": [
+                    {
+                        "entity": ENTITY,
+                        "project": "wine-quality-prod",
+                        "name": "prod0001",
+                        "state": "running",
+                    }
+                ]
+            }
+        )
+        await h.wait_until(
+            lambda: bool(store.run_memory(ENTITY, "wine-quality-prod")), what="polled"
+        )
+        h.wb.set_run_state(ENTITY, "wine-quality-prod", "prod0001", "finished")
+        done = await h.wait_for_text("prod0001", chat_id=OTHER_LAB_CHAT)
+        assert done.text is not None and done.text.startswith("✅ finished · wine-quality-prod")
+        assert not any("prod0001" in t for t in h.texts(LAB_CHAT))
+        bye = await h.reply_to("/unwatch wine-quality-prod", chat_id=OTHER_LAB_CHAT)
+        assert bye.text is not None and "no longer hears" in bye.text
+        lab_file = await h.reply_to("/unwatch wine-quality-dev")
+        assert lab_file.text is not None and "lab file" in lab_file.text
+
+
+async def test_silence_mutes_a_project_until_lifted(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        reply = await h.reply_to("/silence wine-quality-dev 2h")
+        assert reply.text is not None and "silenced here for 2h 00m" in reply.text
+        assert h.application is not None
+        store = h.application.bot_data.services.store
+        h.wb.seed(
+            {
+                "runs": [
+                    {"entity": ENTITY, "project": PROJECT, "name": "quiet001", "state": "running"}
+                ]
+            }
+        )
+        await h.wait_until(
+            lambda: f"{ENTITY}/{PROJECT}/quiet001" in store.run_memory(ENTITY, PROJECT)
+        )
+        h.wb.set_run_state(ENTITY, PROJECT, "quiet001", "finished")
+        polls = h.application.bot_data.services.monitor.polls
+        await h.wait_until(
+            lambda: (
+                h.application is not None
+                and h.application.bot_data.services.monitor.polls > polls + 2
+            )
+        )
+        assert not any("quiet001" in t for t in h.texts())
+        lifted = await h.reply_to("/unsilence wine-quality-dev")
+        assert lifted.text is not None and "no longer silenced" in lifted.text
+        bad = await h.reply_to("/silence wine-quality-dev forever")
+        assert bad.text is not None and "Usage: /silence" in bad.text
+
+
+async def test_runs_status_and_bad_input_answer_in_one_message(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.wb.seed(
+            {
+                "generate": {
+                    "entity": ENTITY,
+                    "project": PROJECT,
+                    "count": 30,
+                    "states": ["finished", "failed"],
+                }
+            }
+        )
+        runs = await h.reply_to("/runs wine-quality-dev failed 5")
+        assert runs.text is not None
+        lines = runs.text.splitlines()
+        assert len(lines) == 6 and all(line.startswith("❌") for line in lines[1:])
+        status = await h.reply_to("/status")
+        assert status.text is not None and "W&B reachable" in status.text and PROJECT in status.text
+        default = await h.reply_to("/runs")  # the chat's only project
+        assert default.text is not None and default.text.startswith("🏃 runs in wine-quality-dev")
+        for bad in ("/runs ../../etc", "/runs wine-quality-dev exploded", "/runs a b c d"):
+            reply = await h.reply_to(bad)
+            assert reply.text is not None and "Usage: /runs" in reply.text, bad
+            assert "Traceback" not in reply.text
