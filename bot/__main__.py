@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Third-party HTTP clients log full URLs, and Telegram URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The job queue logs every poll at INFO; only its trouble is worth a line.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     from bot import app
 
     if args.command == "check":

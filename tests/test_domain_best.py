@@ -10,13 +10,13 @@ import pytest
 from bot.domain.best import (
     BestAnswer,
     best_answer,
-    flatten_config,
     fmt_change,
     render_best,
     render_config,
     render_no_best,
 )
 from bot.domain.format import utf16_len
+from bot.domain.params import flatten_config
 from bot.domain.render import Button
 from tests.servers.telegram.html import parse_html
 from wandb_client.models import RunSnapshot

@@ -17,7 +17,6 @@ from bot.domain.events import RunEvent
 from bot.domain.format import esc, split_message, truncate, utf16_len
 from bot.domain.render import (
     ProjectHealth,
-    flatten_config,
     render_agent_exit,
     render_burst,
     render_crash_loop_alert,
@@ -244,20 +243,6 @@ def test_stalled_run_still_heartbeating_and_its_buttons():
 def test_preempted_run_says_so():
     text, _ = render_run_event(make_event("killed", make_run("preempted")), PROJECT, UI, UTC)
     assert check_html(text).startswith("🛑 killed (preempted) · ")
-
-
-@pytest.mark.parametrize(
-    ("config", "expected"),
-    [
-        ({"a": 1, "_x": 2, "_wandb": {"v": 1}}, [("a", 1)]),
-        ({"opt": {"lr": 0.1, "betas": {"b1": 0.9}}}, [("opt.betas.b1", 0.9), ("opt.lr", 0.1)]),
-        ({"lr": {"value": 0.1, "desc": None}}, [("lr", 0.1)]),
-        ({"b": 1, "a": 2}, [("a", 2), ("b", 1)]),
-        ({}, []),
-    ],
-)
-def test_flatten_config(config, expected):
-    assert flatten_config(config) == expected
 
 
 def test_many_params_end_with_ellipsis():

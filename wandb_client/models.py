@@ -54,6 +54,19 @@ class RunSnapshot:
         value = self.summary.get("_runtime")
         return float(value) if isinstance(value, int | float) else None
 
+    @property
+    def elapsed_s(self) -> float | None:
+        """Return the run's runtime for display: W&B's, or start to last heartbeat without it.
+
+        W&B rounds its runtime down and counts from the script's first line, so a short run
+        shows 0; then the span from creation to the last heartbeat is the better answer.
+        (Not always: a resumed run's creation lies before its pause.)
+        """
+        runtime = self.runtime_s
+        if runtime or self.heartbeat_at is None or self.heartbeat_at < self.created_at:
+            return runtime
+        return (self.heartbeat_at - self.created_at).total_seconds()
+
 
 @dataclass(frozen=True, slots=True)
 class SweepSnapshot:

@@ -18,41 +18,13 @@ from bot.domain.format import (
     truncate,
     utf16_len,
 )
+from bot.domain.params import flatten_config
 from bot.domain.render import Button, Buttons
 from wandb_client.models import RunSnapshot
 
 HYPERPARAMS_LIMIT = 160
 KEY_METRICS_LIMIT = 4
 _CONFIG_LINE_LIMIT = 600
-_INTERNAL_KEYS = frozenset({"wandb_version"})
-_WRAPPER_KEYS = frozenset({"value", "desc"})
-
-
-def flatten_config(config: Mapping[Any, Any]) -> dict[str, Any]:
-    """Flatten a W&B run config into sorted dotted keys, without W&B's own entries."""
-    flat: dict[str, Any] = {}
-    _flatten_into(flat, "", config)
-    return dict(sorted(flat.items()))
-
-
-def _flatten_into(flat: dict[str, Any], prefix: str, config: Mapping[Any, Any]) -> None:
-    for raw_key, raw_value in config.items():
-        key = str(raw_key)
-        if key.startswith("_") or key in _INTERNAL_KEYS:
-            continue
-        value = _unwrap(raw_value)
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            _flatten_into(flat, f"{name}.", value)
-        else:
-            flat[name] = value
-
-
-def _unwrap(value: Any) -> Any:
-    # W&B stores each config entry as {"value": v, "desc": d} in the run's raw config.
-    if isinstance(value, Mapping) and "value" in value and set(value) <= _WRAPPER_KEYS:
-        return value["value"]
-    return value
 
 
 def normalize_goal(goal: str | None) -> str:

@@ -55,35 +55,29 @@ USAGES: dict[str, str] = {
     "unsilence": "/unsilence <project>",
 }
 
+# What /help shows: the short form of each command (a mistake shows the full usage).
 _HELP_LINES: tuple[tuple[str, str, bool], ...] = (
-    ("help", "show this help", False),
-    ("start", "say hello and show this help", False),
-    ("watch", "hear about a project's runs in this chat", True),
-    ("unwatch", "stop hearing about a project", True),
-    ("subscriptions", "list the projects this chat hears about", False),
-    ("runs", "list a project's recent runs", False),
-    ("status", "the bot's health: W&B, last polls, queued messages", False),
-    ("best", "the best run of a project or sweep and its config", False),
-    ("plot", "chart a run's metrics", False),
-    ("digest", "post this chat's digest now", False),
-    ("sweep start", "start one of the lab's sweeps with local agents", True),
-    ("sweep stop", "stop a sweep, letting running runs finish", True),
-    ("sweep cancel", "cancel a sweep and kill its running runs", True),
-    ("sweep pause", "pause a sweep", True),
-    ("sweep resume", "resume a paused sweep", True),
-    ("sweep status", "show a sweep's progress", False),
-    ("sweeps", "list the lab's sweeps and the ones running", False),
-    ("stop", "stop a running run", True),
-    ("silence", "mute a project's notifications for a while", True),
-    ("unsilence", "unmute a project", True),
+    ("/runs <project> [state]", "recent runs", False),
+    ("/best <project|sweep> [metric] [min|max]", "the best run and its config", False),
+    ("/plot <run> [metric ...]", "a run's curves; /plot sweep <id> for a sweep", False),
+    ("/digest", "this chat's digest, now", False),
+    ("/subscriptions", "what this chat hears about", False),
+    ("/status", "my health: W&B, polls, queue", False),
+    ("/sweeps", "sweeps running now", False),
+    ("/sweep status [id]", "a sweep's progress", False),
+    ("/sweep start <name> [count=N] [agents=K] [gpus=0,1] [project=P]", "start a lab sweep", True),
+    ("/sweep stop|cancel|pause|resume <id>", "stop, cancel (kills runs), pause, resume", True),
+    ("/stop <run>", "stop a run (asks first)", True),
+    ("/watch <project>", "hear about a project here; /unwatch to stop", True),
+    ("/silence <project> <30m|2h|1d>", "mute a project for a while; /unsilence", True),
 )
 
 
 def _help_text() -> str:
     lines = ["<b>Commands</b> (🔒 lab admins only)"]
-    for name, what, admin in _HELP_LINES:
+    for syntax, what, admin in _HELP_LINES:
         lock = " 🔒" if admin else ""
-        lines.append(f"<code>{escape(USAGES[name])}</code>{lock} — {escape(what)}")
+        lines.append(f"<code>{escape(syntax)}</code>{lock} — {escape(what)}")
     return "\n".join(lines)
 
 

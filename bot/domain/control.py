@@ -301,7 +301,7 @@ def render_stop_confirmed(event: RunEvent) -> str:
     run = event.run
     marker = STATE_MARKERS.get(event.kind, "•")
     how = "stopped" if event.kind == "killed" else f"ended as {esc(event.kind)}"
-    runtime = fmt_duration(run.runtime_s)
+    runtime = fmt_duration(run.elapsed_s)
     return (
         f"{marker} {run_link(run)} {how} · {esc(truncate(run.project, NAME_LIMIT))}\n"
         f"after {runtime}, as you asked"

@@ -159,7 +159,7 @@ def build_project_digest(
         if run.state in counts and moment is not None and start <= moment < end:
             counts[run.state] += 1
     running = tuple(
-        RunningRun(run.display_name, run_url(run, ui_url), run.step, run.runtime_s)
+        RunningRun(run.display_name, run_url(run, ui_url), run.step, run.elapsed_s)
         for run in runs
         if run.state == "running"
     )

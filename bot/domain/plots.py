@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.domain.best import BestAnswer, best_answer, flatten_config, metric_value, run_url
+from bot.domain.best import BestAnswer, best_answer, metric_value, run_url
 from bot.domain.format import (
     TELEGRAM_CAPTION_LIMIT,
     esc,
@@ -15,6 +15,7 @@ from bot.domain.format import (
     truncate,
     utf16_len,
 )
+from bot.domain.params import flatten_config
 from config.lab import ProjectConfig
 from wandb_client.models import HistoryRow, RunSnapshot, SweepSnapshot
 

@@ -24,6 +24,7 @@ from bot.domain.format import (
     truncate,
     utf16_len,
 )
+from bot.domain.params import shown_params
 from bot.domain.sweeps import progress_bar
 from config.lab import EventKind, ProjectConfig
 from wandb_client.models import RunSnapshot, SweepSnapshot
@@ -147,32 +148,9 @@ def _metrics_line(items: Sequence[tuple[str, Any]]) -> str:
     return " · ".join(f"{esc(truncate(k, KEY_LIMIT))} {fmt_value(v)}" for k, v in items)
 
 
-def _unwrap(value: Any) -> Any:
-    # The raw W&B API wraps config values as {"value": x, "desc": ...}.
-    if isinstance(value, Mapping) and "value" in value and set(value) <= {"value", "desc"}:
-        return value["value"]
-    return value
-
-
-def flatten_config(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Flatten a run config into sorted (dotted key, value), without W&B's private keys."""
-    out: list[tuple[str, Any]] = []
-    for key, raw in config.items():
-        name = str(key)
-        if name.startswith("_"):
-            continue
-        value = _unwrap(raw)
-        full = f"{prefix}{name}"
-        if isinstance(value, Mapping):
-            out.extend(flatten_config(value, f"{full}."))
-        else:
-            out.append((full, value))
-    return sorted(out, key=lambda item: item[0])
-
-
-def params_line(run: RunSnapshot, limit: int = MAX_PARAMS) -> str:
-    """Return `key=value · …` for the run's config, at most `limit` pairs."""
-    items = flatten_config(run.config)
+def params_line(run: RunSnapshot, limit: int = MAX_PARAMS, first: Sequence[str] = ()) -> str:
+    """Return `key=value · …` for the run's set parameters, `first` leading, at most `limit`."""
+    items = shown_params(run.config, first)
     text = " · ".join(f"{esc(truncate(k, KEY_LIMIT))}={fmt_value(v)}" for k, v in items[:limit])
     return text + (" · …" if len(items) > limit else "")
 
@@ -238,7 +216,7 @@ def render_run_event(
     """Render one run event as its chat message and buttons."""
     run = event.run
     name = run_link(run) + _sweep_link(run, ui_url)
-    runtime = fmt_duration(run.runtime_s)
+    runtime = fmt_duration(run.elapsed_s)
     kind = event.kind
     if kind == "finished":
         lines = [
@@ -335,7 +313,7 @@ def _burst_line(event: RunEvent) -> str:
     name = run_link(run)
     if event.kind == "failed":
         code = _exit_code(run)
-        how = f"exit {esc(code)}" if code is not None else f"after {fmt_duration(run.runtime_s)}"
+        how = f"exit {esc(code)}" if code is not None else f"after {fmt_duration(run.elapsed_s)}"
         return f"{marker} {name} ({how}, {_step_text(run)})"
     if event.kind == "crashed":
         return f"{marker} {name} ({_step_text(run)})"
@@ -431,7 +409,10 @@ def render_sweep_card(
     bits.append(fmt_ago(elapsed_s))
     lines = [first, " · ".join(bits)]
     if best is not None and metric and metric in best.summary:
-        params = params_line(best, limit=4)
+        swept = sweep.config.get("parameters")
+        params = params_line(
+            best, limit=4, first=tuple(swept) if isinstance(swept, Mapping) else ()
+        )
         detail = f" ({params})" if params else ""
         value = fmt_value(best.summary[metric])
         lines.append(f"best {esc(truncate(metric, KEY_LIMIT))} {value} · {run_link(best)}{detail}")
@@ -533,7 +514,7 @@ def render_runs_list(
 def _runs_line(run: RunSnapshot, now: datetime, settings: ProjectConfig) -> str:
     marker = STATE_MARKERS.get(run.state, "•")
     if run.state == "running":
-        when = f"{_step_text(run)} · {fmt_duration(run.runtime_s)}"
+        when = f"{_step_text(run)} · {fmt_duration(run.elapsed_s)}"
     else:
         ended = run.updated_at or run.heartbeat_at or run.created_at
         when = f"{esc(run.state)} {fmt_ago((now - ended).total_seconds())} ago"
