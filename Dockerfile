@@ -5,7 +5,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     WTB_LAB_FILE=/app/lab.yaml \
-    WTB_DATA_DIR=/app/data
+    WTB_DATA_DIR=/app/data \
+    WTB_HTTP_HOST=0.0.0.0 \
+    WTB_HTTP_PORT=8080
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -18,5 +20,8 @@ RUN pip install . && useradd --create-home --uid 10001 bot && mkdir -p /app/data
     && chown bot /app/data
 USER bot
 VOLUME ["/app/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=60s --timeout=5s --start-period=60s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"
 ENTRYPOINT ["wandb-telegram-bot"]
 CMD ["run"]

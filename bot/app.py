@@ -23,6 +23,7 @@ from bot.delivery import CALLBACK_PREFIX, Delivery
 from bot.digests import DigestService
 from bot.domain.control import render_stop_confirmed
 from bot.domain.events import StallPolicy
+from bot.health import HealthServer
 from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
 from bot.services import BotContext, BotData, Services
@@ -138,6 +139,17 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         bot=application.bot,
         clock=clock,
     )
+    health = None
+    if settings.http_port is not None:
+        health = HealthServer(
+            store,
+            monitor,
+            polls,
+            lambda: wandb.health,
+            clock,
+            host=settings.http_host,
+            port=settings.http_port,
+        )
     monitor.add_hook(sweeps.on_events)
     monitor.set_confirmation_renderer(render_stop_confirmed)
     application.bot_data.bind(
@@ -154,6 +166,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             sweeps=sweeps,
             clock=clock,
             started_at=clock(),
+            health=health,
         )
     )
     register_handlers(application)
@@ -216,6 +229,8 @@ async def start_services(application: BotApplication) -> None:
     # Delivery first, so that anything enqueued while the bot was down goes out now.
     services.delivery.start()
     services.polls.start()
+    if services.health is not None:
+        log.info("health endpoint at %s/healthz", await services.health.start())
     assert application.job_queue is not None
     services.digests.schedule(application.job_queue)
     # Agents outlive the bot: adopt the live ones, report those that ended meanwhile.
@@ -230,8 +245,11 @@ async def start_services(application: BotApplication) -> None:
 async def stop_services(application: BotApplication) -> None:
     """Stop the background workers while the bot can still send."""
     # Watchers and card refreshes stop; the agents themselves keep running.
-    await application.bot_data.services.sweeps.close()
-    await application.bot_data.services.delivery.stop()
+    services = application.bot_data.services
+    await services.sweeps.close()
+    await services.delivery.stop()
+    if services.health is not None:
+        await services.health.stop()
 
 
 async def close_services(application: BotApplication) -> None:

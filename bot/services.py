@@ -11,6 +11,7 @@ from telegram.ext import CallbackContext, ExtBot
 
 from bot.delivery import Delivery
 from bot.digests import DigestService
+from bot.health import HealthServer
 from bot.insight import InsightService
 from bot.monitor import Monitor
 from bot.store import Store
@@ -38,6 +39,8 @@ class Services:
     sweeps: SweepService
     clock: Callable[[], datetime]
     started_at: datetime
+    # Served only when WTB_HTTP_PORT is set.
+    health: HealthServer | None = None
 
 
 class BotData:

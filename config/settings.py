@@ -33,7 +33,6 @@ class Settings(BaseSettings):
     watermark_overlap: float = Field(default=120.0, ge=0, alias="WTB_WATERMARK_OVERLAP")
     wandb_timeout: float = Field(default=20.0, gt=0, alias="WTB_WANDB_TIMEOUT")
     wandb_concurrency: int = Field(default=4, ge=1, le=32, alias="WTB_WANDB_CONCURRENCY")
-    group_window: float = Field(default=10.0, ge=0, alias="WTB_GROUP_WINDOW")
     stall_floor: float = Field(default=600.0, gt=0, alias="WTB_STALL_FLOOR")
     stall_factor: float = Field(default=10.0, gt=1, alias="WTB_STALL_FACTOR")
     delivery_interval: float = Field(default=1.0, gt=0, alias="WTB_DELIVERY_INTERVAL")

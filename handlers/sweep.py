@@ -16,12 +16,17 @@ from bot.domain.commands import (
     SweepStop,
     parse_sweep,
 )
-from bot.domain.control import render_sweep_changed, render_sweep_started, render_sweeps_status
+from bot.domain.control import (
+    SweepView,
+    render_sweep_changed,
+    render_sweep_started,
+    render_sweeps_status,
+)
 from bot.domain.format import esc
 from bot.services import BotContext
 from bot.store import CallbackRecord
 from bot.sweeps import SweepChange, SweepError
-from handlers.access import ADMIN_REFUSALS, Handler, admins_only, lab_only
+from handlers.access import ADMIN_REFUSALS, Handler, lab_only
 from handlers.common import answers_errors, args_of, reply, wandb_trouble
 from wandb_client.errors import WandbError
 from wandb_client.sweep_control import SweepAction
@@ -43,57 +48,48 @@ def answers_sweep_errors(handler: Handler) -> Handler:
 
 
 @lab_only
-async def sweep_command(update: Update, context: BotContext) -> None:
-    """Route `/sweep status` to everyone and every other action to admins only."""
-    args = args_of(context)
-    if args and args[0].lower() == "status":
-        await _sweep_status(update, context)
-    else:
-        await _sweep_control(update, context)
-
-
 @answers_errors
 @answers_sweep_errors
-async def _sweep_status(update: Update, context: BotContext) -> None:
+async def sweep_command(update: Update, context: BotContext) -> None:
+    """Show a sweep's status to anyone; start, stop, pause and resume for admins only."""
     services = context.bot_data.services
-    settings = services.settings
+    args = args_of(context)
+    user = update.effective_user
+    wants_status = bool(args) and args[0].lower() == "status"
+    if not wants_status and not services.lab.is_admin(user.id if user else None):
+        await reply(update, ADMIN_REFUSALS["sweep"])
+        return
     request = parse_sweep(
-        args_of(context),
+        args,
         services.lab,
-        max_count=settings.max_sweep_count,
-        max_agents=settings.max_agents,
+        max_count=services.settings.max_sweep_count,
+        max_agents=services.settings.max_agents,
     )
-    assert isinstance(request, SweepStatus)
-    views = await services.sweeps.status(request.ref)
+    if isinstance(request, SweepStatus):
+        await _show(update, context, await services.sweeps.status(request.ref))
+    elif isinstance(request, SweepStart):
+        await _start(update, context, request)
+    else:
+        await _control(update, context, request)
+
+
+async def _show(update: Update, context: BotContext, views: list[SweepView]) -> None:
+    services = context.bot_data.services
     text = render_sweeps_status(
         views, now=services.clock(), ui_url=services.wandb.ui_url, known=list(services.lab.sweeps)
     )
     await reply(update, text)
 
 
-@admins_only("sweep")
-@answers_errors
-@answers_sweep_errors
-async def _sweep_control(update: Update, context: BotContext) -> None:
-    services = context.bot_data.services
-    settings = services.settings
-    request = parse_sweep(
-        args_of(context),
-        services.lab,
-        max_count=settings.max_sweep_count,
-        max_agents=settings.max_agents,
-    )
-    if isinstance(request, SweepStart):
-        await _start(update, context, request)
-        return
+async def _control(
+    update: Update, context: BotContext, request: SweepStop | SweepPause | SweepResume
+) -> None:
     action: SweepAction
     if isinstance(request, SweepStop):
         ref, action = request.sweep_ref, "cancel" if request.cancel else "stop"
-    elif isinstance(request, SweepPause | SweepResume):
+    else:
         ref, action = request.ref, "pause" if isinstance(request, SweepPause) else "resume"
-    else:  # status is routed before the admin gate
-        return
-    change = await services.sweeps.apply(ref, action)
+    change = await context.bot_data.services.sweeps.apply(ref, action)
     await reply(update, _changed(context, change))
 
 
@@ -131,12 +127,7 @@ async def _start(update: Update, context: BotContext, request: SweepStart) -> No
 @answers_sweep_errors
 async def sweeps_command(update: Update, context: BotContext) -> None:
     """List the sweeps running now: agents, PIDs, uptime and progress."""
-    services = context.bot_data.services
-    views = await services.sweeps.status(None)
-    text = render_sweeps_status(
-        views, now=services.clock(), ui_url=services.wandb.ui_url, known=list(services.lab.sweeps)
-    )
-    await reply(update, text)
+    await _show(update, context, await context.bot_data.services.sweeps.status(None))
 
 
 # --- the card's buttons --------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.harness import (
@@ -134,3 +135,23 @@ async def test_runs_status_and_bad_input_answer_in_one_message(tmp_path: Path) -
             reply = await h.reply_to(bad)
             assert reply.text is not None and "Usage: /runs" in reply.text, bad
             assert "Traceback" not in reply.text
+
+
+async def test_health_endpoint_reports_ok_then_degraded_when_w_and_b_fails(tmp_path: Path) -> None:
+    async with Harness(tmp_path, settings={"WTB_HTTP_PORT": "0", "WTB_WANDB_TIMEOUT": "1"}) as h:
+        assert h.application is not None
+        services = h.application.bot_data.services
+        assert services.health is not None and services.health.url.startswith("http://127.0.0.1:")
+        await h.wait_until(
+            lambda: services.store.project_state(ENTITY, PROJECT).baseline_done, what="a poll"
+        )
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{services.health.url}/healthz") as response:
+                body = await response.json()
+                assert response.status == 200 and body["status"] == "ok"
+                assert f"{ENTITY}/{PROJECT}" in body["projects"]
+            h.wb.inject_fault("Runs", "500", count=1000)
+            await h.wait_until(lambda: services.wandb.health.consecutive_failures > 0, timeout=20)
+            async with session.get(f"{services.health.url}/healthz") as response:
+                assert response.status == 503
+                assert (await response.json())["status"] == "degraded"
