@@ -240,7 +240,8 @@ def _pick_params(points: Sequence[tuple[Mapping[str, Any], float]]) -> list[str]
             values.setdefault(str(key), set()).add(repr(value))
     varying = sorted(k for k, v in values.items() if len(v) > 1)
     constant = sorted(k for k, v in values.items() if len(v) <= 1)
-    return (varying + constant)[:MAX_PARAMS]
+    # A parameter that never changed explains nothing; show it only when nothing varied.
+    return (varying or constant)[:MAX_PARAMS]
 
 
 def _grid(n: int) -> tuple[int, int]:

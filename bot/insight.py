@@ -47,6 +47,8 @@ class BestFound:
     goal: Goal
     key_metrics: tuple[str, ...]
     answer: BestAnswer | None
+    # A sweep's own parameters, shown first: they are what differ between its runs.
+    swept: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,10 @@ class InsightService:
             entity, project, metric, goal, limit=BEST_FETCH, sweep=sweep.id if sweep else None
         )
         scope = f"sweep {sweep.display_name or sweep.id}" if sweep else project
-        return BestFound(scope, metric, goal, settings.key_metrics, best_answer(runs, metric, goal))
+        answer = best_answer(runs, metric, goal)
+        swept = sweep.config.get("parameters") if sweep else None
+        first = tuple(swept) if isinstance(swept, dict) else ()
+        return BestFound(scope, metric, goal, settings.key_metrics, answer, first)
 
     # -- Config -----------------------------------------------------------------------------
 

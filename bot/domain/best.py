@@ -18,7 +18,7 @@ from bot.domain.format import (
     truncate,
     utf16_len,
 )
-from bot.domain.params import flatten_config
+from bot.domain.params import flatten_config, shown_params
 from bot.domain.render import Button, Buttons
 from wandb_client.models import RunSnapshot
 
@@ -134,31 +134,40 @@ def cap_items(items: Sequence[str], limit: int, sep: str = " · ") -> str:
     return out
 
 
-def hyperparams_line(config: Mapping[str, Any], limit: int = HYPERPARAMS_LIMIT) -> str:
-    """Return `k=v · k=v` for a flattened config, escaped and capped at `limit` characters."""
-    items = [f"{k}={format_value(v)}" for k, v in flatten_config(config).items()]
+def hyperparams_line(
+    config: Mapping[str, Any], limit: int = HYPERPARAMS_LIMIT, first: Sequence[str] = ()
+) -> str:
+    """Return `k=v · k=v` for the set parameters, `first` leading, escaped, capped at `limit`."""
+    items = [f"{k}={format_value(v)}" for k, v in shown_params(config, first)]
     return esc(cap_items(items, limit))
 
 
-def _key_metrics(answer: BestAnswer, key_metrics: Sequence[str]) -> list[tuple[str, float]]:
+def _key_metrics(answer: BestAnswer, key_metrics: Sequence[str]) -> list[tuple[str, float | int]]:
     summary = answer.run.summary
     names = list(key_metrics) or sorted(
         str(k) for k in summary if not str(k).startswith("_") and str(k) != answer.metric
     )
-    out: list[tuple[str, float]] = []
+    out: list[tuple[str, float | int]] = []
     for name in names:
         if name == answer.metric:
             continue
         value = metric_value(summary, name)
         if value is not None:
-            out.append((name, value))
+            raw = summary.get(name)
+            # Counts (epochs, trees) read as integers, not 5.000.
+            out.append((name, raw if isinstance(raw, int) and not isinstance(raw, bool) else value))
         if len(out) == KEY_METRICS_LIMIT:
             break
     return out
 
 
 def render_best(
-    answer: BestAnswer, *, scope: str, ui_url: str, key_metrics: Sequence[str] = ()
+    answer: BestAnswer,
+    *,
+    scope: str,
+    ui_url: str,
+    key_metrics: Sequence[str] = (),
+    first: Sequence[str] = (),
 ) -> tuple[str, Buttons]:
     """Render the `/best` answer and its Config and Plot buttons."""
     run = answer.run
@@ -176,7 +185,7 @@ def render_best(
     lines.append(second)
     if run.sweep:
         lines.append(f"sweep {esc(truncate(run.sweep))} · {esc(truncate(run.state))}")
-    params = hyperparams_line(run.config)
+    params = hyperparams_line(run.config, first=first)
     if params:
         lines.append(params)
     others = _key_metrics(answer, key_metrics)
