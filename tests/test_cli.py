@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from tests.harness import Harness
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,48 +78,34 @@ def test_bad_knob_names_the_variable(tmp_path: Path) -> None:
     assert "WTB_POLL_INTERVAL: Input should be a valid number" in proc.stderr
 
 
+async def run_check(env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def test_check_reports_w_and_b_and_telegram_ok(tmp_path: Path) -> None:
-    import asyncio
-
-    from tests.harness import Harness
-
     h = Harness(tmp_path)
     await h.start_servers()
     try:
-        env = {
-            k: v
-            for k, v in h.env().items()
-            if not k.startswith("WTB_")
-            or k in ("WTB_LAB_FILE", "WTB_TELEGRAM_API_URL", "WTB_DATA_DIR")
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "check",
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 90)
-        text = out.decode()
-        assert proc.returncode == 0, (text, err.decode()[-2000:])
-        assert "W&B: ok, signed in as lab" in text and "Telegram: ok, bot @lab_bot" in text
-        assert env["WANDB_API_KEY"] not in text + err.decode()
-        bad = {**env, "WANDB_API_KEY": "not-a-key"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "check",
-            cwd=REPO,
-            env={**os.environ, **bad},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), 90)
-        assert proc.returncode == 1 and "W&B: FAILED" in out.decode()
+        kept = ("WTB_LAB_FILE", "WTB_TELEGRAM_API_URL", "WTB_DATA_DIR")
+        env = {k: v for k, v in h.env().items() if not k.startswith("WTB_") or k in kept}
+        code, out, err = await run_check(env)
+        assert code == 0, (out, err[-2000:])
+        assert "W&B: ok, signed in as lab" in out and "Telegram: ok, bot @lab_bot" in out
+        assert env["WANDB_API_KEY"] not in out + err
+        code, out, _ = await run_check({**env, "WANDB_API_KEY": "not-a-key"})
+        assert code == 1 and "W&B: FAILED" in out
     finally:
         await h.telegram.stop()
         await asyncio.to_thread(h.wandb.stop)

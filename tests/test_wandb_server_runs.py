@@ -125,8 +125,6 @@ def test_finished_run_round_trips_config_summary_and_history(
 def test_train_example_runs_to_finished(
     server: ServerThread, env: dict[str, str], tmp_path: Path
 ) -> None:
-    if not WINE_TRAIN.exists():
-        pytest.skip("examples/wine/train.py not written yet")
     env = {**env, "WANDB_PROJECT": PROJECT}
     done = subprocess.run(
         [

@@ -88,8 +88,6 @@ def _quick_sweep(tmp_path: Path, method: str, loop: int = 0) -> Path:
 def test_agent_count_3_runs_the_wine_script_with_sweep_parameters(
     server: ServerThread, tmp_path: Path
 ) -> None:
-    if not (WINE / "sweep.yaml").exists():
-        pytest.skip("examples/wine/sweep.yaml not written yet")
     project = "wine-sweep"
     env = sdk_env(server.base_url, tmp_path)
     sweep_id = _create_sweep(server, env, project, WINE / "sweep.yaml")
