@@ -13,7 +13,7 @@ from bot.domain.notify import Notification, notifications_for
 from bot.store import OutboxItem, Store
 from config import LabConfig
 from wandb_client.errors import WandbError, WandbNotFoundError
-from wandb_client.models import RunSnapshot
+from wandb_client.models import RunSnapshot, SweepSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ class RunSource(Protocol):
     async def changed_runs(
         self, entity: str, project: str, since: datetime | None
     ) -> list[RunSnapshot]: ...
+
+    async def sweep(self, entity: str, project: str, sweep_id: str) -> SweepSnapshot: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,8 @@ class Monitor:
         self._stall_policy = stall_policy
         self._burst_threshold = burst_threshold
         self._hooks: list[EventHook] = []
+        # Sweep id → its parameter names, looked up once per sweep for notifications.
+        self._sweep_params: dict[str, tuple[str, ...]] = {}
         self._confirmation: ConfirmationRenderer | None = None
         self.polls = 0
 
@@ -185,6 +189,7 @@ class Monitor:
         }
         policy = self._stall_policy.for_project(self._lab.project(project))
         events, updated = diff_runs(memory, runs, now, policy, baseline=baseline)
+        await self._learn_sweeps(entity, project, events)
         messages = self._messages(entity, project, events, now)
         # The next poll asks for what changed since this one began, less the overlap that
         # absorbs clock skew between the bot and W&B; the diff makes repeats harmless.
@@ -206,6 +211,20 @@ class Monitor:
                 log.exception("event hook failed for %s/%s", entity, project)
         return PollOutcome(entity, project, True, tuple(events), len(ids), self._next_delay(active))
 
+    async def _learn_sweeps(self, entity: str, project: str, events: Sequence[RunEvent]) -> None:
+        """Learn the parameters of sweeps seen for the first time (one request per sweep)."""
+        for sweep_id in {e.run.sweep for e in events if e.run.sweep} - set(self._sweep_params):
+            assert sweep_id is not None
+            try:
+                sweep = await self._runs.sweep(entity, project, sweep_id)
+            except WandbError as exc:
+                log.info(
+                    "sweep %s unknown for now (%s); its runs show every parameter", sweep_id, exc
+                )
+                continue
+            params = sweep.config.get("parameters")
+            self._sweep_params[sweep_id] = tuple(params) if isinstance(params, Mapping) else ()
+
     def _messages(
         self, entity: str, project: str, events: Sequence[RunEvent], now: datetime
     ) -> list[OutboxItem]:
@@ -219,6 +238,7 @@ class Monitor:
             ui_url=self._ui_url,
             burst_threshold=self._burst_threshold,
             extra_subscriptions=self._without_silenced(self._extra_subscriptions(), now),
+            sweep_params=self._sweep_params,
         )
         migrations = self._store.migrations()
         for note in notifications:

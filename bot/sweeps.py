@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from telegram import Bot, InlineKeyboardMarkup
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.delivery import Delivery, keyboard
 from bot.domain.commands import SweepRef, SweepStart
@@ -625,10 +625,22 @@ class SweepService:
             await self._bot.edit_message_text(
                 text, chat_id=sweep.chat_id, message_id=sweep.card_message_id, reply_markup=markup
             )
+        except RetryAfter as exc:
+            # Telegram asked for a pause: show the card again once it is over.
+            pause = exc.retry_after
+            seconds = pause.total_seconds() if isinstance(pause, timedelta) else float(pause)
+            interval = self._settings.card_edit_interval
+            self._last_edit[sweep.path] = time.monotonic() + seconds - interval
+            self._dirty.add(sweep.path)
+            return False
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 log.warning("sweep card of %s: %s", sweep.path, exc.message)
                 return False
+        except NetworkError as exc:
+            log.info("sweep card of %s not shown yet (%s); trying again", sweep.path, exc)
+            self._dirty.add(sweep.path)
+            return False
         except TelegramError as exc:
             log.warning("sweep card of %s not shown: %s", sweep.path, exc)
             return False

@@ -170,3 +170,17 @@ def test_chat_time_zone_comes_from_its_digest():
 
 def test_no_events_no_messages():
     assert notifications_for([], LAB, ui_url=UI) == []
+
+
+def test_a_sweep_runs_own_parameters_lead_its_message() -> None:
+    from dataclasses import replace
+
+    event = make_event(1, sweep="k3x9q")
+    run = replace(event.run, config={"dataset": "wine", "max_depth": 4, "n_estimators": 50})
+    event = replace(event, run=run)
+    [plain] = notifications_for([event], LAB, ui_url=UI)
+    [swept] = notifications_for(
+        [event], LAB, ui_url=UI, sweep_params={"k3x9q": ("n_estimators", "max_depth")}
+    )
+    assert "dataset=wine · max_depth=4 · n_estimators=50" in plain.text
+    assert "n_estimators=50 · max_depth=4 · dataset=wine" in swept.text

@@ -91,11 +91,13 @@ def notifications_for(
     tz: tzinfo | None = None,
     extra_subscriptions: Mapping[int, Iterable[str]] | None = None,
     paused_chats: Iterable[int] = (),
+    sweep_params: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Notification]:
     """Return the messages these events make, per subscribed chat, bursts grouped.
 
     Events of one project and sweep that arrive together become one message (a few when
     long) once there are `burst_threshold` of them; fewer become one message each.
+    `sweep_params` (sweep id → its parameter names) puts a sweep run's own parameters first.
     """
     batch = list(events)
     extra = {cid: tuple(items) for cid, items in (extra_subscriptions or {}).items()}
@@ -117,7 +119,8 @@ def notifications_for(
                     )
                 continue
             for event in group:
-                text, buttons = render_run_event(event, settings, ui_url, sub.tz)
+                swept = (sweep_params or {}).get(event.run.sweep or "", ())
+                text, buttons = render_run_event(event, settings, ui_url, sub.tz, swept=swept)
                 out.append(
                     Notification(
                         chat_id=sub.chat_id,

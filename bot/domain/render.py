@@ -211,9 +211,14 @@ def _run_buttons(event: RunEvent, *names: str) -> Buttons:
 
 
 def render_run_event(
-    event: RunEvent, project: ProjectConfig, ui_url: str, tz: tzinfo | None = None
+    event: RunEvent,
+    project: ProjectConfig,
+    ui_url: str,
+    tz: tzinfo | None = None,
+    *,
+    swept: Sequence[str] = (),
 ) -> tuple[str, Buttons]:
-    """Render one run event as its chat message and buttons."""
+    """Render one run event as its chat message and buttons; `swept` parameters lead."""
     run = event.run
     name = run_link(run) + _sweep_link(run, ui_url)
     runtime = fmt_duration(run.elapsed_s)
@@ -223,7 +228,7 @@ def render_run_event(
             _header(kind, run),
             f"{name} · {runtime}",
             _metrics_line(metric_items(run, project)),
-            params_line(run),
+            params_line(run, first=swept),
             _tags_line(run),
             _git_line(run),
         ]
