@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -37,6 +37,9 @@ from wandb_client.client import WandbClient
 from wandb_client.errors import WandbError
 
 log = logging.getLogger(__name__)
+
+# Buttons of messages older than this answer "expired"; keeps the token table small.
+CALLBACK_LIFETIME = timedelta(days=30)
 
 BotApplication = Application[Any, BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 
@@ -226,6 +229,7 @@ async def start_services(application: BotApplication) -> None:
     """Start what runs beside the handlers; order matters, see the comments."""
     services = application.bot_data.services
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in MENU])
+    services.store.prune_callbacks(services.clock() - CALLBACK_LIFETIME)
     # Delivery first, so that anything enqueued while the bot was down goes out now.
     services.delivery.start()
     services.polls.start()

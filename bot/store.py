@@ -492,7 +492,9 @@ class Store:
         """Record that Telegram accepted a message."""
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET sent_at=?, message_id=?, attempts=attempts+1 WHERE id=?",
+                # A sent chart's bytes are of no more use; the row stays for dedupe.
+                "UPDATE outbox SET sent_at=?, message_id=?, attempts=attempts+1, photo=NULL"
+                " WHERE id=?",
                 (_iso(now), message_id, outbox_id),
             )
 
@@ -608,6 +610,12 @@ class Store:
             if record is not None:
                 out.setdefault(record.target, []).append(record)
         return out
+
+    def prune_callbacks(self, before: datetime) -> int:
+        """Forget buttons made before a time (old messages' buttons then say expired)."""
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM callbacks WHERE created_at<?", (_iso(before),))
+            return cur.rowcount
 
     def drop_callback(self, token: str) -> None:
         """Forget a callback token once used."""

@@ -167,3 +167,18 @@ def test_outbox_row_written_before_kill_9_survives_once(tmp_path: Path) -> None:
     assert reopened.enqueue([again], datetime.now(UTC)) == []
     assert reopened.outbox_counts()["pending"] == 1
     assert os.path.exists(db)
+
+
+def test_old_buttons_and_stale_stop_requests_are_pruned(store: Store) -> None:
+    old = store.put_callback("config", "lab/p/r", NOW - timedelta(days=40))
+    waiting = store.put_callback("await_stop", "lab/p/r", NOW - timedelta(days=40))
+    fresh = store.put_callback("plot", "lab/p/r", NOW)
+    assert store.prune_callbacks(NOW - timedelta(days=30)) == 2
+    assert store.get_callback(old) is None and store.get_callback(waiting) is None
+    assert store.get_callback(fresh) is not None
+
+
+def test_sent_photo_bytes_are_dropped(store: Store) -> None:
+    [outbox_id] = store.enqueue([OutboxItem(-1, "d", "digest", "t", photo=b"\x89PNG")], NOW)
+    store.mark_sent(outbox_id, 5, NOW)
+    assert store._db.execute("SELECT photo FROM outbox").fetchone()[0] is None
