@@ -320,9 +320,9 @@ def test_runs_list_is_compact_and_bounded():
     ]
     text = render_runs_list("wine-quality-dev", runs, UI, T0, settings=PROJECT)
     visible = check_html(text)
-    assert visible.splitlines()[0] == "🏃 runs in wine-quality-dev · 200"
+    assert visible.splitlines()[0] == "📋 runs in wine-quality-dev · 200"
     assert "more" in visible.splitlines()[-1]
-    assert check_html(render_runs_list("empty", [], UI, T0, entity="lab")) == "🏃 no runs in empty"
+    assert check_html(render_runs_list("empty", [], UI, T0, entity="lab")) == "📋 no runs in empty"
 
 
 def test_agent_exit_and_crash_loop_alert():

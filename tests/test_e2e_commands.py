@@ -130,7 +130,7 @@ async def test_runs_status_and_bad_input_answer_in_one_message(tmp_path: Path) -
         status = await h.reply_to("/status")
         assert status.text is not None and "W&B reachable" in status.text and PROJECT in status.text
         default = await h.reply_to("/runs")  # the chat's only project
-        assert default.text is not None and default.text.startswith("🏃 runs in wine-quality-dev")
+        assert default.text is not None and default.text.startswith("📋 runs in wine-quality-dev")
         for bad in ("/runs ../../etc", "/runs wine-quality-dev exploded", "/runs a b c d"):
             reply = await h.reply_to(bad)
             assert reply.text is not None and "Usage: /runs" in reply.text, bad

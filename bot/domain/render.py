@@ -504,8 +504,8 @@ def render_runs_list(
     title = link(project_url(ui_url, owner, project), truncate(project, NAME_LIMIT))
     which = f"{esc(state)} runs" if state else "runs"
     if not runs:
-        return f"{STATE_MARKERS['running']} no {which} in {title}"
-    lines = [f"{STATE_MARKERS['running']} {which} in {title} · {len(runs)}"]
+        return f"📋 no {which} in {title}"
+    lines = [f"📋 {which} in {title} · {len(runs)}"]
     budget = TELEGRAM_TEXT_LIMIT - 100
     for index, run in enumerate(runs):
         line = _runs_line(run, now, settings)
