@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 
 from bot.delivery import keyboard
 from bot.domain.commands import USAGES, UsageError, parse_run_ref
@@ -81,14 +81,24 @@ async def stop_action(update: Update, context: BotContext, record: CallbackRecor
         await reply(update, wandb_trouble(exc))
 
 
-async def stop_yes_action(update: Update, context: BotContext, record: CallbackRecord) -> None:
-    """Yes: ask W&B to stop the run and wait for the monitor to see it end."""
+async def _answerable(
+    update: Update, context: BotContext, record: CallbackRecord
+) -> CallbackQuery | None:
+    """Return the press if its presser may answer the confirmation; refuse others politely."""
     query = update.callback_query
     user = update.effective_user
     if query is None:
-        return
+        return None
     if not _may_answer(context, record, user.id if user else None):
         await query.answer(NOT_YOURS, show_alert=True)
+        return None
+    return query
+
+
+async def stop_yes_action(update: Update, context: BotContext, record: CallbackRecord) -> None:
+    """Yes: ask W&B to stop the run and wait for the monitor to see it end."""
+    query = await _answerable(update, context, record)
+    if query is None:
         return
     services = context.bot_data.services
     services.store.drop_callback(record.token)
@@ -108,12 +118,8 @@ async def stop_yes_action(update: Update, context: BotContext, record: CallbackR
 
 async def stop_no_action(update: Update, context: BotContext, record: CallbackRecord) -> None:
     """No: leave the run alone."""
-    query = update.callback_query
-    user = update.effective_user
+    query = await _answerable(update, context, record)
     if query is None:
-        return
-    if not _may_answer(context, record, user.id if user else None):
-        await query.answer(NOT_YOURS, show_alert=True)
         return
     context.bot_data.services.store.drop_callback(record.token)
     await query.answer("Cancelled.")
