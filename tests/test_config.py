@@ -117,3 +117,9 @@ def test_lab_round_trips_through_yaml(tmp_path: Path) -> None:
     lab = load_lab(path)
     assert lab.chat(-5) is not None and lab.chat(-6) is None
     assert lab.chats[0].events[0] == "finished"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    names = [field.alias for field in Settings.model_fields.values()]
+    assert [name for name in names if f"`{name}`" not in readme] == []
