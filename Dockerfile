@@ -16,6 +16,9 @@ COPY handlers ./handlers
 COPY wandb_client ./wandb_client
 COPY config ./config
 COPY examples ./examples
+# tini reaps the processes that sweep agents leave behind when they are killed.
+RUN apt-get update && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install . && useradd --create-home --uid 10001 bot && mkdir -p /app/data \
     && chown bot /app/data
 USER bot
@@ -23,5 +26,5 @@ VOLUME ["/app/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=60s --timeout=5s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"
-ENTRYPOINT ["wandb-telegram-bot"]
+ENTRYPOINT ["tini", "--", "wandb-telegram-bot"]
 CMD ["run"]

@@ -38,7 +38,8 @@ from wandb_client.errors import WandbError
 
 log = logging.getLogger(__name__)
 
-# Buttons of messages older than this answer "expired"; keeps the token table small.
+# Buttons of messages older than this answer "expired", and runs that ended and stayed
+# unchanged this long are forgotten: keeps the store small on a bot that runs for years.
 CALLBACK_LIFETIME = timedelta(days=30)
 
 BotApplication = Application[Any, BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
@@ -230,6 +231,7 @@ async def start_services(application: BotApplication) -> None:
     services = application.bot_data.services
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in MENU])
     services.store.prune_callbacks(services.clock() - CALLBACK_LIFETIME)
+    services.store.prune_runs(services.clock() - CALLBACK_LIFETIME)
     # Delivery first, so that anything enqueued while the bot was down goes out now.
     services.delivery.start()
     services.polls.start()

@@ -25,7 +25,7 @@ class RunSource(Protocol):
     """What the monitor needs of the W&B client."""
 
     async def changed_runs(
-        self, entity: str, project: str, since: datetime | None
+        self, entity: str, project: str, since: datetime | None, also: Sequence[str] = ()
     ) -> list[RunSnapshot]: ...
 
     async def sweep(self, entity: str, project: str, sweep_id: str) -> SweepSnapshot: ...
@@ -112,6 +112,10 @@ class Monitor:
         """Return the monitor's clock reading."""
         return self._clock()
 
+    def forget(self, entity: str, project: str) -> None:
+        """Drop a project's watermark and run memory."""
+        self._store.forget_project(entity, project)
+
     def add_hook(self, hook: EventHook) -> None:
         """Call `hook(entity, project, events)` after every poll that found events."""
         self._hooks.append(hook)
@@ -167,10 +171,16 @@ class Monitor:
             since: datetime | None = now - 2 * self._overlap
         else:
             since = (state.watermark or now) - self._overlap
+        # Runs last seen running are asked for by name as well: their end must be seen even
+        # if W&B did not move their updatedAt.
+        unfinished = self._store.unfinished_runs(entity, project)
+        found = True
         try:
-            runs = await self._runs.changed_runs(entity, project, since)
+            runs = await self._runs.changed_runs(
+                entity, project, since, also=[path.rsplit("/", 1)[1] for path in unfinished]
+            )
         except WandbNotFoundError:
-            runs = []  # a project with no runs yet: every run it gets later is new
+            runs, found = [], False  # no runs yet: every run it gets later is new
         except WandbError as exc:
             failures = self._store.record_poll_failure(entity, project, now, str(exc))
             delay = self.backoff(failures)
@@ -185,15 +195,18 @@ class Monitor:
             return PollOutcome(entity, project, False, (), 0, delay, str(exc))
         memory = {
             path: RunMemory.from_dict(data)
-            for path, data in self._store.run_memory(entity, project).items()
+            for path, data in self._store.run_memory(
+                entity, project, [run.path for run in runs]
+            ).items()
         }
         policy = self._stall_policy.for_project(self._lab.project(project))
-        events, updated = diff_runs(memory, runs, now, policy, baseline=baseline)
+        events, updated = diff_runs(memory, runs, now, policy, baseline=baseline, news_since=since)
         await self._learn_sweeps(entity, project, events)
         messages = self._messages(entity, project, events, now)
         # The next poll asks for what changed since this one began, less the overlap that
-        # absorbs clock skew between the bot and W&B; the diff makes repeats harmless.
-        watermark = now
+        # absorbs clock skew between the bot and W&B; the diff makes repeats harmless. A
+        # project W&B did not find keeps its watermark: nothing in between is skipped.
+        watermark = now if found or baseline else (state.watermark or now)
         active = any(run.state in ("running", "pending") for run in runs)
         ids = self._store.record_poll(
             entity,
@@ -345,6 +358,9 @@ class PollScheduler:
         self._stagger = stagger
         self.last_outcome: dict[tuple[str, str], PollOutcome] = {}
         self.next_poll_at: dict[tuple[str, str], datetime] = {}
+        # PTB takes a run_once job off its queue while it runs; this says which poll is
+        # under way, so nobody schedules a second loop for the same project meanwhile.
+        self._polling: set[tuple[str, str]] = set()
 
     @staticmethod
     def job_name(entity: str, project: str) -> str:
@@ -358,21 +374,22 @@ class PollScheduler:
 
     def ensure(self, entity: str, project: str, delay: float = 0.0) -> bool:
         """Schedule a project's poll unless it has one; return True when newly scheduled."""
+        if (entity, project) in self._polling:
+            return False
         if self._jobs.get_jobs_by_name(self.job_name(entity, project)):
             return False
         self._schedule(entity, project, delay)
         return True
 
-    def poll_now(self, entity: str, project: str) -> None:
-        """Move a project's next poll to now (after /watch, or a stop request)."""
-        for job in self._jobs.get_jobs_by_name(self.job_name(entity, project)):
-            job.schedule_removal()
-        self._schedule(entity, project, 0.0)
-
     def drop(self, entity: str, project: str) -> None:
-        """Stop polling a project nobody watches any more."""
+        """Stop polling a project nobody watches any more, and forget what it knew.
+
+        A later /watch then starts from a new baseline instead of reporting every run that
+        ended while nobody watched.
+        """
         for job in self._jobs.get_jobs_by_name(self.job_name(entity, project)):
             job.schedule_removal()
+        self._monitor.forget(entity, project)
 
     def _schedule(self, entity: str, project: str, delay: float) -> None:
         self.next_poll_at[(entity, project)] = self._monitor.now() + timedelta(seconds=delay)
@@ -381,14 +398,17 @@ class PollScheduler:
         )
 
     async def _job(self, context: Any) -> None:
-        entity, project = context.job.data
+        entity, project = key = context.job.data
+        self._polling.add(key)
         try:
             outcome = await self._monitor.poll(entity, project)
         except Exception:
             log.exception("poll of %s/%s crashed", entity, project)
             outcome = PollOutcome(entity, project, False, (), 0, self._monitor.backoff(1), "crash")
-        self.last_outcome[(entity, project)] = outcome
+        finally:
+            self._polling.discard(key)
+        self.last_outcome[key] = outcome
         if outcome.enqueued:
             self._on_enqueued()
-        if (entity, project) in self._monitor.watched():
+        if key in self._monitor.watched() and not self._jobs.get_jobs_by_name(self.job_name(*key)):
             self._schedule(entity, project, outcome.next_delay)

@@ -342,13 +342,49 @@ class Store:
             active=bool(row["active"]),
         )
 
-    def run_memory(self, entity: str, project: str) -> dict[str, dict[str, Any]]:
-        """Return what the bot remembers of a project's runs: path → memory dict."""
+    def run_memory(
+        self, entity: str, project: str, paths: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Return what the bot remembers of a project's runs (only `paths`, when given)."""
+        query = "SELECT path, memory FROM runs WHERE entity=? AND project=?"
+        rows: list[sqlite3.Row] = []
+        with self._lock:
+            if paths is None:
+                rows = self._db.execute(query, (entity, project)).fetchall()
+            else:
+                wanted = list(dict.fromkeys(paths))
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows += self._db.execute(
+                        f"{query} AND path IN ({marks})",
+                        (entity, project, *chunk),
+                    ).fetchall()
+        return {row["path"]: json.loads(row["memory"]) for row in rows}
+
+    def unfinished_runs(self, entity: str, project: str) -> list[str]:
+        """Return the paths of a project's runs last seen running or pending."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT path, memory FROM runs WHERE entity=? AND project=?", (entity, project)
+                "SELECT path FROM runs WHERE entity=? AND project=?"
+                " AND json_extract(memory, '$.state') IN ('running', 'pending')",
+                (entity, project),
             ).fetchall()
-        return {row["path"]: json.loads(row["memory"]) for row in rows}
+        return [row["path"] for row in rows]
+
+    def prune_runs(self, before: datetime) -> int:
+        """Forget runs that ended and have not changed since `before`.
+
+        A forgotten run that W&B shows again later is old news to the monitor (its last
+        heartbeat predates the poll window), so this never brings a notification back.
+        """
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM runs WHERE updated_at<?"
+                " AND json_extract(memory, '$.state') NOT IN ('running', 'pending')",
+                (_iso(before),),
+            )
+            return cur.rowcount
 
     def record_poll(
         self,
@@ -458,11 +494,12 @@ class Store:
         return ids
 
     def due(self, now: datetime, limit: int = 50) -> list[OutboxRow]:
-        """Return pending messages whose time has come, oldest first."""
+        """Return pending messages whose time has come, oldest first; paused chats wait."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM outbox WHERE sent_at IS NULL AND dead=0 AND not_before<=? "
-                "ORDER BY id LIMIT ?",
+                "SELECT * FROM outbox WHERE sent_at IS NULL AND dead=0 AND not_before<=?"
+                " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL)"
+                " ORDER BY id LIMIT ?",
                 (_iso(now), limit),
             ).fetchall()
         return [
@@ -485,6 +522,7 @@ class Store:
         with self._lock:
             row = self._db.execute(
                 "SELECT MIN(not_before) AS t FROM outbox WHERE sent_at IS NULL AND dead=0"
+                " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL)"
             ).fetchone()
         return _dt(row["t"])
 

@@ -152,6 +152,9 @@ class SweepService:
         definition = self._lab.sweeps[request.name]
         reused = request.sweep_id is not None
         if request.sweep_id is not None:
+            # Started again after a stop: its agents' ends are reported, its breaker armed.
+            self._stopping.discard(f"{request.entity}/{request.project}/{request.sweep_id}")
+        if request.sweep_id is not None:
             # Raises WandbNotFoundError when W&B does not know the id.
             await self._wandb.sweep(request.entity, request.project, request.sweep_id)
             sweep_id = request.sweep_id

@@ -101,13 +101,14 @@ async def stop_yes_action(update: Update, context: BotContext, record: CallbackR
     if query is None:
         return
     services = context.bot_data.services
-    services.store.drop_callback(record.token)
     entity, project, run_id = record.target.split("/", 2)
     try:
         await services.wandb.stop_run(entity, project, run_id)
     except WandbError as exc:
+        # The button stays: the admin may press Yes again once W&B answers.
         await query.answer(wandb_trouble(exc)[:200], show_alert=True)
         return
+    services.store.drop_callback(record.token)
     chat_id = update.effective_chat.id if update.effective_chat else record.chat_id
     # The monitor confirms in this chat once W&B shows the run ended, then drops this.
     services.store.put_callback("await_stop", record.target, services.clock(), chat_id=chat_id)

@@ -304,3 +304,17 @@ def test_events_carry_the_poll_time():
     events, _ = diff_runs(mem, [make_run("failed")], at(30), POLICY, baseline=False)
     assert events[0].at == at(30)
     assert replace(events[0], seq=2).dedupe_key == "lab/wine/run1:failed:2"
+
+
+@pytest.mark.parametrize(
+    ("last_sign", "expected"),
+    [
+        (at(-90 * 86400), []),  # an old run someone edited: not news
+        (at(-10), ["finished"]),  # ended inside the poll window: news
+    ],
+)
+def test_a_run_first_seen_ended_is_news_only_if_it_ended_in_the_window(last_sign, expected):
+    run = make_run("finished", heartbeat=last_sign)
+    events, memory = diff_runs({}, [run], at(0), POLICY, baseline=False, news_since=at(-120))
+    assert kinds(events) == expected
+    assert run.path in memory

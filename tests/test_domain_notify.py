@@ -184,3 +184,17 @@ def test_a_sweep_runs_own_parameters_lead_its_message() -> None:
     )
     assert "dataset=wine · max_depth=4 · n_estimators=50" in plain.text
     assert "n_estimators=50 · max_depth=4 · dataset=wine" in swept.text
+
+
+def test_every_part_of_a_long_burst_reaches_the_store() -> None:
+    from datetime import UTC, datetime
+
+    from bot.monitor import to_outbox
+    from bot.store import Store
+
+    events = [make_event(i, "crashed", name=f"node-{i}-" + "x" * 60) for i in range(80)]
+    notes = [n for n in notifications_for(events, LAB, ui_url=UI) if n.chat_id == 1]
+    assert len(notes) > 1
+    store = Store(":memory:")
+    ids = store.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
+    assert len(ids) == len(notes)

@@ -338,7 +338,8 @@ def test_agent_exit_and_crash_loop_alert():
         "lab/p/k3x9q", failures=[make_run("failed")] * 3, window_s=600, paused=True, ui_url=UI
     )
     assert check_html(text).splitlines()[1] == "3 runs failed within 10 min"
-    assert [b.action for b in buttons[0]] == ["sweep_resume", "sweep_stop"]
+    assert [b.action for b in buttons[0]] == ["sweep_stop"]
+    assert "/sweep resume" in text and "sweep=" in text
 
 
 def test_status_lists_projects_and_health():

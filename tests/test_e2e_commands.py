@@ -76,6 +76,9 @@ async def test_watch_subscribe_notifies_and_unwatch_stops(tmp_path: Path) -> Non
         assert not any("prod0001" in t for t in h.texts(LAB_CHAT))
         bye = await h.reply_to("/unwatch wine-quality-prod", chat_id=OTHER_LAB_CHAT)
         assert bye.text is not None and "no longer hears" in bye.text
+        # Nobody watches it now: a later /watch starts from a new baseline, not old news.
+        assert not store.project_state(ENTITY, "wine-quality-prod").baseline_done
+        assert store.run_memory(ENTITY, "wine-quality-prod") == {}
         lab_file = await h.reply_to("/unwatch wine-quality-dev")
         assert lab_file.text is not None and "lab file" in lab_file.text
 
@@ -155,3 +158,16 @@ async def test_health_endpoint_reports_ok_then_degraded_when_w_and_b_fails(tmp_p
             async with session.get(f"{services.health.url}/healthz") as response:
                 assert response.status == 503
                 assert (await response.json())["status"] == "degraded"
+
+
+async def test_a_project_being_polled_is_not_given_a_second_poll_loop(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        assert h.application is not None
+        polls = h.application.bot_data.services.polls
+        h.wb.inject_fault("Runs", "delay", count=1, delay=1.5)
+        key = (ENTITY, PROJECT)
+        await h.wait_until(lambda: key in polls._polling, timeout=20, what="a slow poll under way")
+        # /watch, /stop or /sweep start asking for the project while its poll runs:
+        assert polls.ensure(*key) is False
+        await h.wait_until(lambda: key not in polls._polling, timeout=20, what="the poll done")
+        assert len(h.application.job_queue.get_jobs_by_name(polls.job_name(*key))) == 1  # type: ignore[union-attr]

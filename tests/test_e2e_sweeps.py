@@ -229,7 +229,7 @@ async def test_crash_loop_pauses_the_sweep_stops_agents_and_alerts_once(tmp_path
             lambda t: t.startswith(f"⚠️ sweep {sweep_id} paused"), timeout=50
         )
         assert "RuntimeError: simulated failure at step 1" in (alert.text or ""), alert.text
-        assert [b["text"] for row in alert.buttons for b in row] == ["Resume", "Stop"]
+        assert [b["text"] for row in alert.buttons for b in row] == ["Stop"]
         await h.wait_until(
             lambda: not services(h).store.agents(live_only=True), timeout=20, what="agents stopped"
         )

@@ -182,3 +182,24 @@ def test_sent_photo_bytes_are_dropped(store: Store) -> None:
     [outbox_id] = store.enqueue([OutboxItem(-1, "d", "digest", "t", photo=b"\x89PNG")], NOW)
     store.mark_sent(outbox_id, 5, NOW)
     assert store._db.execute("SELECT photo FROM outbox").fetchone()[0] is None
+
+
+def test_a_paused_chats_backlog_does_not_hold_up_other_chats(store: Store) -> None:
+    store.pause_chat(-1, "Forbidden: bot was kicked from the group chat")
+    store.enqueue([item(f"k{i}", chat=-1) for i in range(120)] + [item("other", chat=-2)], NOW)
+    assert [r.dedupe_key for r in store.due(NOW, 100)] == ["other"]
+    store.resume_chat(-1)
+    assert len(store.due(NOW, 200)) == 121
+
+
+def test_memory_of_chosen_runs_unfinished_runs_and_pruning(store: Store) -> None:
+    memory = {
+        "lab/p/a": {"state": "running"},
+        "lab/p/b": {"state": "finished"},
+        "lab/p/c": {"state": "pending"},
+    }
+    store.record_poll("lab", "p", now=NOW, watermark=NOW, active=True, memory=memory, messages=[])
+    assert set(store.run_memory("lab", "p", ["lab/p/b", "lab/p/zz"])) == {"lab/p/b"}
+    assert sorted(store.unfinished_runs("lab", "p")) == ["lab/p/a", "lab/p/c"]
+    assert store.prune_runs(NOW + timedelta(days=1)) == 1
+    assert set(store.run_memory("lab", "p")) == {"lab/p/a", "lab/p/c"}

@@ -135,7 +135,7 @@ def test_crash_loop_alert_names_the_error_escaped() -> None:
     )
     assert text.startswith("⚠️ sweep")
     assert "<code>ValueError: &lt;bad&gt;</code>" in text
-    assert [b.action for row in buttons for b in row] == ["sweep_resume", "sweep_stop"]
+    assert [b.action for row in buttons for b in row] == ["sweep_stop"]
 
 
 def test_started_and_status_show_agents_pids_and_progress() -> None:

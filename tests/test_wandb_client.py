@@ -188,8 +188,16 @@ def test_wandb_env_drops_inherited_wandb_settings_and_sets_this_clients():
         "local-key",
         "http://127.0.0.1:9/",
         {"WANDB_SILENT": "true"},
-        inherit={"PATH": "/bin", "WANDB_SERVICE": "x", "WANDB_API_KEY": "other", "NO_PROXY": "a"},
+        inherit={
+            "PATH": "/bin",
+            "WANDB_SERVICE": "x",
+            "WANDB_API_KEY": "other",
+            "NO_PROXY": "a",
+            "TELEGRAM_BOT_TOKEN": "123:secret",
+            "WTB_LAB_FILE": "lab.yaml",
+        },
     )
+    assert "TELEGRAM_BOT_TOKEN" not in env and "WTB_LAB_FILE" not in env
     assert env["WANDB_API_KEY"] == "local-key"
     assert env["WANDB_BASE_URL"] == "http://127.0.0.1:9"
     assert env["WANDB_SILENT"] == "true"

@@ -249,15 +249,23 @@ class WandbClient:
         return run_snapshot(attrs, entity=entity, project=project, ui_url=self._ui_url)
 
     async def changed_runs(
-        self, entity: str, project: str, since: datetime | None
+        self, entity: str, project: str, since: datetime | None, also: Sequence[str] = ()
     ) -> list[RunSnapshot]:
-        """Return runs updated after `since` plus every running run; all runs if `since` is None.
+        """Return runs updated after `since`, every running run, and the runs named in `also`.
 
-        One `Runs` request for up to 200 matching runs, however many changed.
+        All runs if `since` is None. `also` names runs the caller last saw running, so a run
+        that W&B ended without moving its `updatedAt` is still seen. One `Runs` request for up
+        to 200 matching runs, however many changed.
         """
         filters: dict[str, Any] | None = None
         if since is not None:
-            filters = {"$or": [{"updatedAt": {"$gt": format_time(since)}}, {"state": "running"}]}
+            either: list[dict[str, Any]] = [
+                {"updatedAt": {"$gt": format_time(since)}},
+                {"state": "running"},
+            ]
+            if also:
+                either.append({"name": {"$in": sorted(set(also))}})
+            filters = {"$or": either}
         return await self._list_runs(
             "changed runs",
             entity,

@@ -8,9 +8,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# Variables the child must not inherit from the bot's own process: they would point it at
-# another account, server, run or sweep, or at this process's wandb-core (WANDB_SERVICE).
-_DROPPED_PREFIX = "WANDB_"
+# Variables the child must not inherit from the bot's own process: W&B's would point it at
+# another account, server, run or sweep, or at this process's wandb-core (WANDB_SERVICE);
+# the bot's own (its Telegram token, its knobs) are none of a training script's business.
+_DROPPED_PREFIXES = ("WANDB_", "WTB_", "TELEGRAM_BOT_TOKEN")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -24,10 +25,11 @@ def wandb_env(
     """Return the environment of a `wandb` child process that uses this key and server.
 
     The child inherits `inherit` (the current environment by default) without any
-    `WANDB_*` variable, then gets the key, the base URL and `extra` (which wins).
+    `WANDB_*` or `WTB_*` variable or the bot's Telegram token, then gets the key, the base
+    URL and `extra` (which wins).
     """
     source = os.environ if inherit is None else inherit
-    env = {k: v for k, v in source.items() if not k.upper().startswith(_DROPPED_PREFIX)}
+    env = {k: v for k, v in source.items() if not k.upper().startswith(_DROPPED_PREFIXES)}
     env["WANDB_API_KEY"] = api_key
     if base_url:
         env["WANDB_BASE_URL"] = base_url.rstrip("/")

@@ -277,20 +277,25 @@ def diff_runs(
     policy: StallPolicy,
     *,
     baseline: bool,
+    news_since: datetime | None = None,
     rules: tuple[Rule, ...] = RULES,
 ) -> tuple[list[RunEvent], dict[str, RunMemory]]:
     """Return the events these run snapshots raise and the updated memory of each run seen.
 
     With `baseline` (the first poll of a new subscription) runs are only remembered. A run
     seen for the first time raises only a terminal event (it ended between polls or while
-    the bot was down). The caller merges the returned memory into its own.
+    the bot was down), and only when its last sign of life is not older than `news_since`:
+    an old run that someone edited (tags, notes, a late summary) is not news. The caller
+    merges the returned memory into its own.
     """
     events: list[RunEvent] = []
     updated: dict[str, RunMemory] = {}
     for run in runs:
         previous = memory.get(run.path)
         found: list[tuple[EventKind, Detection]] = []
-        if not baseline:
+        last_sign = run.heartbeat_at or run.created_at
+        old_news = previous is None and news_since is not None and last_sign < news_since
+        if not baseline and not old_news:
             for rule in rules:
                 detection = rule.detect(previous, run, now, policy)
                 if detection is not None:

@@ -114,8 +114,11 @@ def notifications_for(
                 keys = tuple(e.dedupe_key for e in group)
                 stem = f"{sub.chat_id}:burst:{_short_hash(keys)}"
                 for index, text in enumerate(render_burst(group, settings, ui_url)):
+                    # The first part answers for the runs; the others for themselves only,
+                    # or they would count as already told once the first is written.
+                    covers = keys if index == 0 else ()
                     out.append(
-                        Notification(sub.chat_id, f"{stem}:{index}", text, (), keys, "burst")
+                        Notification(sub.chat_id, f"{stem}:{index}", text, (), covers, "burst")
                     )
                 continue
             for event in group:

@@ -440,7 +440,7 @@ def render_crash_loop_alert(
     paused: bool,
     ui_url: str,
 ) -> tuple[str, Buttons]:
-    """Render the alert that a sweep keeps failing (and was paused), with Resume/Stop."""
+    """Render the alert that a sweep keeps failing (and was paused), with how to go on."""
     entity, project, sweep_id = _split_sweep(sweep_path)
     url = sweep_url(ui_url, entity, project, sweep_id)
     action = "paused" if paused else "keeps failing"
@@ -449,9 +449,13 @@ def render_crash_loop_alert(
         f"{action} · {_label(project)}",
         f"{len(failures)} runs failed within {fmt_ago(window_s)}",
         "failed: " + ", ".join(run_link(r) for r in failures[:5]) if failures else "",
+        # The breaker stopped the agents too: resuming the sweep alone would run nothing.
+        f"agents stopped · once fixed: <code>/sweep resume {esc(sweep_id)}</code>, then "
+        f"<code>/sweep start &lt;name&gt; sweep={esc(sweep_id)}</code>"
+        if paused
+        else "",
     ]
-    row = (Button("Resume", "sweep_resume", sweep_path),) if paused else ()
-    buttons: Buttons = ((*row, Button("Stop", "sweep_stop", sweep_path)),)
+    buttons: Buttons = ((Button("Stop", "sweep_stop", sweep_path),),)
     return _fit(lines), buttons
 
 
