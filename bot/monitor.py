@@ -296,6 +296,11 @@ class Monitor:
         }
         if not silenced:
             return self._lab
+        # A silence set in a migrated group is kept under its new id.
+        migrations = self._store.migrations()
+        silenced |= {
+            c.id for c in self._lab.chats if follow_migrations(c.id, migrations) in silenced
+        }
         chats = tuple(
             chat.model_copy(
                 update={

@@ -32,6 +32,14 @@ def is_lab_chat(services: Services, chat_id: int, chat_type: str) -> bool:
     return chat_type == "private" and services.lab.is_admin(chat_id)
 
 
+def lab_chat_id(services: Services, chat_id: int) -> int:
+    """Return the id the lab file knows a chat by (a group keeps it after becoming a supergroup)."""
+    for old, new in services.store.migrations().items():
+        if new == chat_id and services.lab.chat(old) is not None:
+            return old
+    return chat_id
+
+
 def outsider_reply(chat_id: int) -> str:
     """Return the one line an unknown chat gets."""
     return (

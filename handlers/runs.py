@@ -7,13 +7,14 @@ from telegram import Update
 from bot.domain.commands import parse_runs
 from bot.domain.render import render_runs_list
 from bot.services import BotContext
-from handlers.access import lab_only
+from handlers.access import lab_chat_id, lab_only
 from handlers.common import answers_errors, args_of, reply
 
 
 def default_project(context: BotContext, chat_id: int) -> str | None:
     """Return the chat's only project, so commands may leave it out."""
-    chat = context.bot_data.services.lab.chat(chat_id)
+    services = context.bot_data.services
+    chat = services.lab.chat(lab_chat_id(services, chat_id))
     if chat is not None and len(chat.projects) == 1:
         return chat.projects[0]
     return None

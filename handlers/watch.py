@@ -10,7 +10,7 @@ from bot.domain.commands import parse_project_arg, parse_silence
 from bot.domain.format import esc, fmt_duration
 from bot.domain.notify import subscribed_projects
 from bot.services import BotContext
-from handlers.access import admins_only, lab_only
+from handlers.access import admins_only, lab_chat_id, lab_only
 from handlers.common import answers_errors, args_of, reply
 
 
@@ -24,7 +24,7 @@ async def watch_command(update: Update, context: BotContext) -> None:
     chat_id = update.effective_chat.id if update.effective_chat else 0
     user = update.effective_user
     already = f"{ref.entity}/{ref.project}" in subscribed_projects(
-        services.lab, chat_id, _extra(context, chat_id)
+        services.lab, lab_chat_id(services, chat_id), _extra(context, chat_id)
     )
     if already or not services.store.subscribe(
         chat_id, ref.entity, ref.project, user.id if user else None, services.clock()
@@ -51,7 +51,9 @@ async def unwatch_command(update: Update, context: BotContext) -> None:
         if (ref.entity, ref.project) not in services.monitor.watched():
             services.polls.drop(ref.entity, ref.project)
         await reply(update, f"This chat no longer hears about {esc(ref.project)}.")
-    elif f"{ref.entity}/{ref.project}" in subscribed_projects(services.lab, chat_id):
+    elif f"{ref.entity}/{ref.project}" in subscribed_projects(
+        services.lab, lab_chat_id(services, chat_id)
+    ):
         await reply(
             update,
             f"{esc(ref.project)} is set for this chat in the lab file; an admin can change it "
@@ -66,8 +68,9 @@ async def subscriptions_command(update: Update, context: BotContext) -> None:
     """List the projects this chat hears about, and any silences."""
     services = context.bot_data.services
     chat_id = update.effective_chat.id if update.effective_chat else 0
-    projects = sorted(subscribed_projects(services.lab, chat_id, _extra(context, chat_id)))
-    chat = services.lab.chat(chat_id)
+    home = lab_chat_id(services, chat_id)
+    projects = sorted(subscribed_projects(services.lab, home, _extra(context, chat_id)))
+    chat = services.lab.chat(home)
     events = ", ".join(chat.events) if chat else "all"
     if not projects:
         await reply(update, "This chat watches no project yet. An admin can /watch one.")

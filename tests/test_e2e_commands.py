@@ -171,3 +171,45 @@ async def test_a_project_being_polled_is_not_given_a_second_poll_loop(tmp_path: 
         assert polls.ensure(*key) is False
         await h.wait_until(lambda: key not in polls._polling, timeout=20, what="the poll done")
         assert len(h.application.job_queue.get_jobs_by_name(polls.job_name(*key))) == 1  # type: ignore[union-attr]
+
+
+async def test_a_group_that_became_a_supergroup_keeps_its_lab_settings(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        assert h.application is not None
+        store = h.application.bot_data.services.store
+        new_id = h.telegram.migrate_chat(LAB_CHAT)
+        h.wb.seed(
+            {
+                "runs": [
+                    {"entity": ENTITY, "project": PROJECT, "name": "mig00001", "state": "running"}
+                ]
+            }
+        )
+        await h.wait_until(lambda: bool(store.run_memory(ENTITY, PROJECT)), what="polled")
+        h.wb.set_run_state(ENTITY, PROJECT, "mig00001", "finished")
+        await h.wait_for_text("mig00001", chat_id=new_id)
+        assert store.migrations() == {LAB_CHAT: new_id}
+        subs = await h.reply_to("/subscriptions", chat_id=new_id)
+        assert subs.text is not None and PROJECT in subs.text
+        runs = await h.reply_to("/runs", chat_id=new_id)
+        assert runs.text is not None and runs.text.startswith("📋 runs in wine-quality-dev")
+        await h.reply_to("/silence wine-quality-dev 1h", chat_id=new_id)
+        h.wb.seed(
+            {
+                "runs": [
+                    {"entity": ENTITY, "project": PROJECT, "name": "mig00002", "state": "running"}
+                ]
+            }
+        )
+        await h.wait_until(
+            lambda: f"{ENTITY}/{PROJECT}/mig00002" in store.run_memory(ENTITY, PROJECT)
+        )
+        h.wb.set_run_state(ENTITY, PROJECT, "mig00002", "finished")
+        polls = h.application.bot_data.services.monitor.polls
+        await h.wait_until(
+            lambda: (
+                h.application is not None
+                and h.application.bot_data.services.monitor.polls > polls + 2
+            )
+        )
+        assert not any("mig00002" in t for t in h.texts(new_id))
