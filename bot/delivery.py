@@ -203,11 +203,13 @@ class Delivery:
                 reply_markup=markup,
                 disable_web_page_preview=True,
             )
-        caption = row.text if utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
-        if caption is None:
+        caption = row.text if 0 < utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
+        if row.text and caption is None:
             await self._bot.send_message(
                 row.chat_id, row.text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
             )
+            # The text is out; should the photo fail now, a retry sends only the photo.
+            self._store.clear_text(row.id)
         return await self._bot.send_photo(
             row.chat_id, row.photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup
         )

@@ -548,6 +548,11 @@ class Store:
             row = db.execute("SELECT attempts FROM outbox WHERE id=?", (outbox_id,)).fetchone()
             return int(row["attempts"])
 
+    def clear_text(self, outbox_id: int) -> None:
+        """Forget a pending message's text once it went out ahead of its photo."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET text='' WHERE id=?", (outbox_id,))
+
     def dead_letter(self, outbox_id: int, reason: str) -> None:
         """Give up on a message for good, keeping the reason."""
         with self._tx() as db:

@@ -170,3 +170,18 @@ async def test_one_message_per_chat_interval(
     worker = delivery(store, bot, chat_interval=30.0)
     wait = await worker.drain()
     assert len(telegram.bot_messages(GROUP)) == 1 and wait > 0
+
+
+async def test_long_text_is_not_sent_twice_when_its_photo_fails(
+    telegram: TelegramServer, bot: Bot, store: Store
+) -> None:
+    from bot.charts import no_data_png
+
+    telegram.inject("sendPhoto", "server_error", count=1)
+    store.enqueue([msg("d", text="y" * 2000, photo=no_data_png("digest", "no data"))], now())
+    worker = Delivery(store, bot, now, admins=[], chat_interval=0, max_backoff=0.0)
+    await worker.drain()
+    await worker.drain()
+    shown = telegram.bot_messages(GROUP)
+    assert [m.text for m in shown if m.text] == ["y" * 2000]
+    assert sum(m.photo is not None for m in shown) == 1
