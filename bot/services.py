@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram.ext import CallbackContext, ExtBot
 
@@ -13,14 +13,11 @@ from bot.delivery import Delivery
 from bot.digests import DigestService
 from bot.health import HealthServer
 from bot.insight import InsightService
-from bot.monitor import Monitor
+from bot.monitor import Monitor, PollScheduler
 from bot.store import Store
+from bot.sweeps import SweepService
 from config import LabConfig, Settings
 from wandb_client.client import WandbClient
-
-if TYPE_CHECKING:
-    from bot.monitor import PollScheduler
-    from bot.sweeps import SweepService
 
 
 @dataclass
