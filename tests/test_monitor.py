@@ -121,9 +121,10 @@ async def test_w_and_b_outage_backs_off_exponentially_without_multiplying_reques
         assert store.project_state(ENTITY, PROJECT).failures == 3
         runs_requests = server.server.request_counts().get("Runs", 0)
         # wandb-core retries inside one call; the bot adds nothing on top of that.
-        assert 3 <= runs_requests <= 3 * 3, runs_requests
-        await asyncio.sleep(0.5)
-        assert server.server.request_counts().get("Runs", 0) == runs_requests
+        assert 3 <= runs_requests <= 3 * 3, runs_requests  # one per poll, plus core's retries
+        # At most a retry wandb-core had already timed follows the last give-up.
+        await asyncio.sleep(3)
+        assert server.server.request_counts().get("Runs", 0) - runs_requests <= 1
         server.server.reset()
         server.server.seed(
             {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "x", "state": "running"}]}

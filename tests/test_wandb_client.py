@@ -429,8 +429,13 @@ async def test_error_burst_on_runs_is_unavailable_after_timeout_without_request_
         assert 1 <= sent <= 3  # wandb-core's own backoff, not a storm
         health = client.health
         assert health.consecutive_failures == 1 and health.last_error
-        await asyncio.sleep(3)  # wandb-core gave up with us: nothing more arrives
-        assert runs_requests(srv) == sent
+        # wandb-core gives up with us: at most the retry it had already timed goes out,
+        # then nothing more arrives.
+        await asyncio.sleep(3)
+        settled = runs_requests(srv)
+        assert settled - sent <= 1
+        await asyncio.sleep(2)
+        assert runs_requests(srv) == settled
     finally:
         with srv._faults_lock:
             srv._faults.clear()
