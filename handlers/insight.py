@@ -6,6 +6,7 @@ import functools
 import logging
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ChatAction
 
 from bot.delivery import keyboard
 from bot.domain.best import render_best, render_no_best
@@ -67,6 +68,8 @@ async def plot_command(update: Update, context: BotContext) -> None:
     request = parse_plot(
         args_of(context), services.lab, default_project=default_project(context, chat_id)
     )
+    # Fetching history and drawing take a moment: the chat shows "sending a photo…".
+    await context.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
     await _send_chart(update, await services.insight.plot(request, chat_id))
 
 
