@@ -8,8 +8,10 @@ import logging
 from telegram import Message, Update
 
 from bot.domain.commands import UsageError
+from bot.domain.format import esc
 from bot.domain.render import render_usage_error
 from bot.services import BotContext
+from bot.sweeps import SweepError
 from handlers.access import Handler
 from wandb_client.errors import (
     WandbAuthError,
@@ -41,7 +43,7 @@ async def reply(update: Update, text: str, **kwargs: object) -> Message | None:
 
 
 def answers_errors(handler: Handler) -> Handler:
-    """Turn a usage mistake or W&B trouble into a one-line reply, never a traceback."""
+    """Turn a usage mistake, a sweep refusal or W&B trouble into one line, never a traceback."""
 
     @functools.wraps(handler)
     async def wrapped(update: Update, context: BotContext) -> None:
@@ -49,6 +51,8 @@ def answers_errors(handler: Handler) -> Handler:
             await handler(update, context)
         except UsageError as exc:
             await reply(update, render_usage_error(exc))
+        except SweepError as exc:
+            await reply(update, esc(str(exc)))
         except WandbError as exc:
             log.warning("W&B error in %s: %s", handler.__name__, exc)
             await reply(update, wandb_trouble(exc))

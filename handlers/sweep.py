@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from telegram import Update
@@ -26,7 +25,7 @@ from bot.domain.format import esc
 from bot.services import BotContext
 from bot.store import CallbackRecord
 from bot.sweeps import SweepChange, SweepError
-from handlers.access import ADMIN_REFUSALS, Handler, lab_only
+from handlers.access import ADMIN_REFUSALS, lab_only
 from handlers.common import answers_errors, args_of, reply, wandb_trouble
 from wandb_client.errors import WandbError
 from wandb_client.sweep_control import SweepAction
@@ -34,22 +33,8 @@ from wandb_client.sweep_control import SweepAction
 log = logging.getLogger(__name__)
 
 
-def answers_sweep_errors(handler: Handler) -> Handler:
-    """Turn a SweepError into its one-line reply."""
-
-    @functools.wraps(handler)
-    async def wrapped(update: Update, context: BotContext) -> None:
-        try:
-            await handler(update, context)
-        except SweepError as exc:
-            await reply(update, esc(str(exc)))
-
-    return wrapped
-
-
 @lab_only
 @answers_errors
-@answers_sweep_errors
 async def sweep_command(update: Update, context: BotContext) -> None:
     """Show a sweep's status to anyone; start, stop, pause and resume for admins only."""
     services = context.bot_data.services
@@ -124,7 +109,6 @@ async def _start(update: Update, context: BotContext, request: SweepStart) -> No
 
 @lab_only
 @answers_errors
-@answers_sweep_errors
 async def sweeps_command(update: Update, context: BotContext) -> None:
     """List the sweeps running now: agents, PIDs, uptime and progress."""
     await _show(update, context, await context.bot_data.services.sweeps.status(None))

@@ -317,6 +317,28 @@ class Harness:
                 raise TimeoutError(f"{what} not met after {timeout}s")
             await asyncio.sleep(0.05)
 
+    async def end_seeded_run(
+        self, name: str, state: str = "finished", project: str = PROJECT
+    ) -> None:
+        """Seed a running run, wait until the bot has seen it running, then end it."""
+        assert self.application is not None
+        store = self.application.bot_data.services.store
+        self.wb.seed(
+            {"runs": [{"entity": ENTITY, "project": project, "name": name, "state": "running"}]}
+        )
+        path = f"{ENTITY}/{project}/{name}"
+        await self.wait_until(
+            lambda: path in store.run_memory(ENTITY, project), what=f"{name} seen"
+        )
+        self.wb.set_run_state(ENTITY, project, name, state)
+
+    async def wait_polls(self, count: int) -> None:
+        """Wait until the bot has started `count` more polls."""
+        assert self.application is not None
+        monitor = self.application.bot_data.services.monitor
+        target = monitor.polls + count
+        await self.wait_until(lambda: monitor.polls >= target, what=f"{count} polls")
+
     def run_states(self, project: str = PROJECT) -> dict[str, str]:
         """Return run id → state as the W&B server has them."""
         return {r["name"]: r["state"] for r in self.wb.list_runs(ENTITY, project)}

@@ -55,22 +55,7 @@ async def test_watch_subscribe_notifies_and_unwatch_stops(tmp_path: Path) -> Non
         assert subs.text is not None and "wine-quality-prod" in subs.text
         assert h.application is not None
         store = h.application.bot_data.services.store
-        h.wb.seed(
-            {
-                "runs": [
-                    {
-                        "entity": ENTITY,
-                        "project": "wine-quality-prod",
-                        "name": "prod0001",
-                        "state": "running",
-                    }
-                ]
-            }
-        )
-        await h.wait_until(
-            lambda: bool(store.run_memory(ENTITY, "wine-quality-prod")), what="polled"
-        )
-        h.wb.set_run_state(ENTITY, "wine-quality-prod", "prod0001", "finished")
+        await h.end_seeded_run("prod0001", project="wine-quality-prod")
         done = await h.wait_for_text("prod0001", chat_id=OTHER_LAB_CHAT)
         assert done.text is not None and done.text.startswith("✅ finished · wine-quality-prod")
         assert not any("prod0001" in t for t in h.texts(LAB_CHAT))
@@ -88,25 +73,8 @@ async def test_silence_mutes_a_project_until_lifted(tmp_path: Path) -> None:
         reply = await h.reply_to("/silence wine-quality-dev 2h")
         assert reply.text is not None and "silenced here for 2h 00m" in reply.text
         assert h.application is not None
-        store = h.application.bot_data.services.store
-        h.wb.seed(
-            {
-                "runs": [
-                    {"entity": ENTITY, "project": PROJECT, "name": "quiet001", "state": "running"}
-                ]
-            }
-        )
-        await h.wait_until(
-            lambda: f"{ENTITY}/{PROJECT}/quiet001" in store.run_memory(ENTITY, PROJECT)
-        )
-        h.wb.set_run_state(ENTITY, PROJECT, "quiet001", "finished")
-        polls = h.application.bot_data.services.monitor.polls
-        await h.wait_until(
-            lambda: (
-                h.application is not None
-                and h.application.bot_data.services.monitor.polls > polls + 2
-            )
-        )
+        await h.end_seeded_run("quiet001")
+        await h.wait_polls(3)
         assert not any("quiet001" in t for t in h.texts())
         lifted = await h.reply_to("/unsilence wine-quality-dev")
         assert lifted.text is not None and "no longer silenced" in lifted.text
@@ -178,15 +146,7 @@ async def test_a_group_that_became_a_supergroup_keeps_its_lab_settings(tmp_path:
         assert h.application is not None
         store = h.application.bot_data.services.store
         new_id = h.telegram.migrate_chat(LAB_CHAT)
-        h.wb.seed(
-            {
-                "runs": [
-                    {"entity": ENTITY, "project": PROJECT, "name": "mig00001", "state": "running"}
-                ]
-            }
-        )
-        await h.wait_until(lambda: bool(store.run_memory(ENTITY, PROJECT)), what="polled")
-        h.wb.set_run_state(ENTITY, PROJECT, "mig00001", "finished")
+        await h.end_seeded_run("mig00001")
         await h.wait_for_text("mig00001", chat_id=new_id)
         assert store.migrations() == {LAB_CHAT: new_id}
         subs = await h.reply_to("/subscriptions", chat_id=new_id)
@@ -194,22 +154,6 @@ async def test_a_group_that_became_a_supergroup_keeps_its_lab_settings(tmp_path:
         runs = await h.reply_to("/runs", chat_id=new_id)
         assert runs.text is not None and runs.text.startswith("📋 runs in wine-quality-dev")
         await h.reply_to("/silence wine-quality-dev 1h", chat_id=new_id)
-        h.wb.seed(
-            {
-                "runs": [
-                    {"entity": ENTITY, "project": PROJECT, "name": "mig00002", "state": "running"}
-                ]
-            }
-        )
-        await h.wait_until(
-            lambda: f"{ENTITY}/{PROJECT}/mig00002" in store.run_memory(ENTITY, PROJECT)
-        )
-        h.wb.set_run_state(ENTITY, PROJECT, "mig00002", "finished")
-        polls = h.application.bot_data.services.monitor.polls
-        await h.wait_until(
-            lambda: (
-                h.application is not None
-                and h.application.bot_data.services.monitor.polls > polls + 2
-            )
-        )
+        await h.end_seeded_run("mig00002")
+        await h.wait_polls(3)
         assert not any("mig00002" in t for t in h.texts(new_id))
