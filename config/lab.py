@@ -98,6 +98,61 @@ class ProjectConfig(_Model):
     stall_after: float | None = Field(default=None, gt=0)
 
 
+LauncherKind = Literal["local", "slurm"]
+# Slurm's own names (partitions, accounts, QOS) and sizes; nothing a shell would read.
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_SLURM_TIME = re.compile(r"^(\d{1,4}-)?\d{1,6}(:\d{1,2}){0,2}$")
+_SLURM_MEM = re.compile(r"^\d{1,9}[KMGT]?$")
+_SBATCH_OPTION = re.compile(r"^--?[A-Za-z][A-Za-z0-9\-]*([= ][^\x00-\x1f\x7f]*)?$")
+
+
+def _match(pattern: re.Pattern[str], value: str | None, what: str) -> str | None:
+    if value is not None and not pattern.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid Slurm {what}")
+    return value
+
+
+class SlurmConfig(_Model):
+    """Where and with what a sweep's agents run on Slurm: one array task per agent."""
+
+    partition: str | None = None
+    time: str | None = None
+    gpus_per_agent: int = Field(default=0, ge=0, le=64)
+    cpus_per_agent: int = Field(default=1, ge=1, le=1024)
+    mem: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra: tuple[str, ...] = ()
+
+    @field_validator("partition", "account", "qos")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        return _match(_SLURM_NAME, value, "name")
+
+    @field_validator("time")
+    @classmethod
+    def _check_time(cls, value: str | None) -> str | None:
+        return _match(_SLURM_TIME, value, "time")
+
+    @field_validator("mem")
+    @classmethod
+    def _check_mem(cls, value: str | None) -> str | None:
+        return _match(_SLURM_MEM, value, "mem")
+
+    @field_validator("extra")
+    @classmethod
+    def _check_extra(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for line in value:
+            # Each line becomes one `#SBATCH` line: a newline would start a command.
+            if any(c in line for c in "\r\n\x00"):
+                raise ValueError(f"sbatch line {line!r} must be one line")
+            if not _SBATCH_OPTION.match(line) or len(line) > 200:
+                raise ValueError(
+                    f"sbatch line {line!r} must be one option such as --constraint=a100"
+                )
+        return value
+
+
 class SweepDef(_Model):
     """A sweep the lab can start from the chat."""
 
@@ -106,6 +161,10 @@ class SweepDef(_Model):
     entity: str | None = None
     workdir: Path | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    launcher: LauncherKind = "local"
+    slurm: SlurmConfig = SlurmConfig()
+    #: Where agents write their logs (a shared filesystem for Slurm); default the data dir.
+    log_dir: Path | None = None
 
     @field_validator("project")
     @classmethod
@@ -163,7 +222,10 @@ class LabConfig(_Model):
             file = sweep.file if sweep.file.is_absolute() else base / sweep.file
             workdir = sweep.workdir or file.parent
             workdir = workdir if workdir.is_absolute() else base / workdir
-            sweeps[name] = sweep.model_copy(update={"file": file, "workdir": workdir})
+            update: dict[str, Path] = {"file": file, "workdir": workdir}
+            if sweep.log_dir is not None and not sweep.log_dir.is_absolute():
+                update["log_dir"] = base / sweep.log_dir
+            sweeps[name] = sweep.model_copy(update=update)
         return self.model_copy(update={"sweeps": sweeps})
 
 
