@@ -77,6 +77,7 @@ def build_wandb_client(settings: Settings, lab: LabConfig) -> WandbClient:
         ui_url=settings.ui_url,
         timeout=settings.wandb_timeout,
         concurrency=settings.wandb_concurrency,
+        batch_size=settings.wandb_batch_size,
     )
 
 

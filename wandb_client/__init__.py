@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from wandb_client.agents import AgentProcess, AgentSupervisor, StopResult, split_count, tail_log
-from wandb_client.client import ClientHealth, WandbClient
+from wandb_client.batch import ChangedRunsQuery
+from wandb_client.client import ChangedRuns, ClientHealth, WandbClient
 from wandb_client.errors import (
     AgentError,
     WandbAuthError,
@@ -29,6 +30,8 @@ __all__ = [
     "AgentError",
     "AgentProcess",
     "AgentSupervisor",
+    "ChangedRuns",
+    "ChangedRunsQuery",
     "ClientHealth",
     "Goal",
     "HistoryRow",

@@ -14,6 +14,15 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from wandb_client import sweep_control
+from wandb_client.batch import (
+    ChangedRunsQuery,
+    PageRequest,
+    PageResult,
+    build_document,
+    build_variables,
+    changed_filter,
+    read_response,
+)
 from wandb_client.error_mapping import map_error
 from wandb_client.errors import (
     WandbAuthError,
@@ -24,7 +33,7 @@ from wandb_client.errors import (
 )
 from wandb_client.models import Goal, HistoryRow, RunSnapshot, SweepSnapshot
 from wandb_client.processes import wandb_env
-from wandb_client.snapshots import format_time, run_snapshot, sweep_snapshot
+from wandb_client.snapshots import run_snapshot, sweep_snapshot
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -36,6 +45,10 @@ TIMEOUT_MARGIN_S = 2.0
 # Full-fragment pages are heavy (config + summary per run); 200 keeps one page well under
 # a megabyte for typical runs while an ordinary poll still fits in one request.
 POLL_PAGE_SIZE = 200
+POLL_ORDER = "+created_at"
+
+ChangedRuns = list[RunSnapshot] | WandbError
+"""One project's answer in a batched listing: its changed runs, or why there are none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,25 @@ def _next_page(iterator: Iterator[T], n: int, _api: Any) -> list[T]:
     return _take(iterator, n)
 
 
+def _execute_pages(pages: Sequence[PageRequest], api: Any) -> list[PageResult]:
+    execute = graphql_transport(api)
+    data = execute(build_document(pages), build_variables(pages, POLL_PAGE_SIZE, POLL_ORDER))
+    return read_response(data, len(pages))
+
+
+def graphql_transport(api: Any) -> Callable[[str, Mapping[str, Any]], Any]:
+    """Return the SDK's own GraphQL call (through wandb-core: same auth, retries, timeout).
+
+    `Api._service_api.execute_graphql` is not public API; the wandb version is pinned and
+    a test fails if a new one moves it. Without it, batched listings fall back to one
+    request per project.
+    """
+    execute = getattr(getattr(api, "_service_api", None), "execute_graphql", None)
+    if not callable(execute):
+        raise WandbRequestError("this wandb has no Api._service_api.execute_graphql")
+    return execute  # type: ignore[no-any-return]
+
+
 class WandbClient:
     """Read and control W&B runs and sweeps for one API key and server."""
 
@@ -71,6 +103,7 @@ class WandbClient:
         timeout: float = 30.0,
         concurrency: int = 4,
         subprocess_env: Mapping[str, str] | None = None,
+        batch_size: int = 20,
     ) -> None:
         """Keep the settings; the SDK is built on first use, in a worker thread."""
         self._api_key = api_key
@@ -79,6 +112,7 @@ class WandbClient:
         self._ui_url = (ui_url or self._base_url or "https://wandb.ai").rstrip("/")
         self._timeout = float(timeout)
         self._concurrency = max(1, concurrency)
+        self._batch_size = max(1, batch_size)
         self._subprocess_extra = dict(subprocess_env or {})
         self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="wandb-api")
         self._slots = asyncio.Semaphore(self._concurrency)
@@ -257,24 +291,67 @@ class WandbClient:
         that W&B ended without moving its `updatedAt` is still seen. One `Runs` request for up
         to 200 matching runs, however many changed.
         """
-        filters: dict[str, Any] | None = None
-        if since is not None:
-            either: list[dict[str, Any]] = [
-                {"updatedAt": {"$gt": format_time(since)}},
-                {"state": "running"},
-            ]
-            if also:
-                either.append({"name": {"$in": sorted(set(also))}})
-            filters = {"$or": either}
         return await self._list_runs(
             "changed runs",
             entity,
             project,
-            filters=filters,
-            order="+created_at",
+            filters=changed_filter(since, also),
+            order=POLL_ORDER,
             per_page=POLL_PAGE_SIZE,
             limit=None,
         )
+
+    async def changed_runs_many(self, queries: Sequence[ChangedRunsQuery]) -> list[ChangedRuns]:
+        """Return each project's changed runs (as `changed_runs`), or its error, in order.
+
+        One GraphQL request lists up to `batch_size` projects (aliases, one filter each),
+        plus one more per round of further pages. A batch W&B refuses is asked again one
+        project at a time; a batch W&B did not answer is that error for each project.
+        """
+        size = self._batch_size
+        batches = [queries[i : i + size] for i in range(0, len(queries), size)]
+        answers = await asyncio.gather(*(self._changed_batch(batch) for batch in batches))
+        return [answer for batch in answers for answer in batch]
+
+    async def _changed_batch(self, queries: Sequence[ChangedRunsQuery]) -> list[ChangedRuns]:
+        nodes: list[list[Mapping[str, Any]]] = [[] for _ in queries]
+        found = [True] * len(queries)
+        pending = [(i, PageRequest(q)) for i, q in enumerate(queries)]
+        what = f"changed runs of {len(queries)} projects"
+        while pending:
+            pages = [page for _, page in pending]
+            try:
+                results = await self._sdk(what, functools.partial(_execute_pages, pages))
+            except WandbUnavailableError as exc:
+                return [exc] * len(queries)
+            except WandbError as exc:
+                log.warning("W&B refused a batched listing (%s); asking one project at a time", exc)
+                return await self._changed_one_by_one(queries)
+            following = []
+            for (i, page), result in zip(pending, results, strict=True):
+                nodes[i].extend(result.nodes)
+                found[i] = found[i] and result.found
+                if result.next_cursor is not None:
+                    following.append((i, PageRequest(page.query, result.next_cursor)))
+            pending = following
+        return [
+            [
+                run_snapshot(node, entity=q.entity, project=q.project, ui_url=self._ui_url)
+                for node in runs
+            ]
+            if ok
+            else WandbNotFoundError(f"changed runs: could not find project {q.entity}/{q.project}")
+            for q, runs, ok in zip(queries, nodes, found, strict=True)
+        ]
+
+    async def _changed_one_by_one(self, queries: Sequence[ChangedRunsQuery]) -> list[ChangedRuns]:
+        async def one(q: ChangedRunsQuery) -> ChangedRuns:
+            try:
+                return await self.changed_runs(q.entity, q.project, q.since, q.also)
+            except WandbError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(q) for q in queries)))
 
     async def recent_runs(
         self, entity: str, project: str, state: str | None = None, limit: int = 10

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers.wandb.graphql_api import GraphQLService, operation_name
+from tests.servers.wandb.graphql_api import GraphQLService, operation_name, root_fields
 from tests.servers.wandb.store import DEFAULT_ENTITY, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class WandbServer:
         self.check_interval = check_interval
         self.graphql = GraphQLService(self.store, default_entity)
         self.base_url = ""
+        # W&B limits how much one document may ask; None serves documents of any size.
+        self.max_root_fields: int | None = None
         self._counts: Counter[str] = Counter()
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
@@ -251,6 +253,10 @@ class WandbServer:
             errors = [{"message": e.message} for e in document]
             log.warning("rejected GraphQL document %s: %s", errors, query)
             return web.json_response({"errors": errors}, status=400)
+        limit = self.max_root_fields
+        if limit is not None and root_fields(document, given) > limit:
+            message = f"query too complex: more than {limit} top-level fields"
+            return web.json_response({"errors": [{"message": message}]}, status=400)
         body = self.graphql.execute(document, payload.get("variables"), given)
         return web.json_response(body)
 

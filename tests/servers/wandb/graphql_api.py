@@ -43,6 +43,16 @@ def operation_name(document: DocumentNode, given: str | None = None) -> str:
     return given or "anonymous"
 
 
+def root_fields(document: DocumentNode, given: str | None = None) -> int:
+    """Return how many top-level fields (aliases included) the operation asks for."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            given is None or (definition.name and definition.name.value == given)
+        ):
+            return len(definition.selection_set.selections)
+    return 0
+
+
 def _user(entity: str) -> dict[str, Any]:
     return {
         "id": b64id("User", VIEWER_NAME),
