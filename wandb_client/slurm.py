@@ -239,16 +239,20 @@ class SlurmClient:
             raise SlurmError(f"squeue failed: {_one_line(err or out)}")
         return parse_squeue(out)
 
-    async def signal(self, job: str, signal_name: str = "INT") -> None:
-        """Send a signal to every process of the job's running tasks (`scancel --full`)."""
-        # Pending tasks have no process to signal; scancel says so and that is fine.
-        await self._run("scancel", f"--signal={signal_name}", "--full", job)
+    async def signal(self, ids: Sequence[str], signal_name: str = "INT") -> None:
+        """Send a signal to every process of these running jobs or tasks (`scancel --full`)."""
+        if ids:
+            # Pending tasks have no process to signal; scancel says so and that is fine.
+            await self._run("scancel", f"--signal={signal_name}", "--full", *ids)
 
-    async def cancel(self, job: str) -> None:
-        """Cancel every task of the job, pending or running."""
-        code, out, err = await self._run("scancel", job)
+    async def cancel(self, ids: Sequence[str], *, pending_only: bool = False) -> None:
+        """Cancel these jobs or tasks (`12`, `12_0`): all, or only those still pending."""
+        if not ids:
+            return
+        only = ["--state=PENDING"] if pending_only else []
+        code, out, err = await self._run("scancel", *only, *ids)
         if code != 0 and _NOT_FOUND not in err:
-            raise SlurmError(f"scancel {job} failed: {_one_line(err or out)}")
+            raise SlurmError(f"scancel failed: {_one_line(err or out)}")
 
 
 def _one_line(text: str) -> str:

@@ -136,11 +136,11 @@ async def test_interrupt_then_cancel_leaves_nothing_running(
     await wait_tasks(
         client, job, lambda t: len(t) == 2 and all(s.state == "RUNNING" for s in t.values())
     )
-    await client.signal(job, "INT")
+    await client.signal([job], "INT")
     tasks = await wait_tasks(client, job, lambda t: all(s.ended for s in t.values()))
     assert marker.exists()
     assert {t.state for t in tasks.values()} <= {"FAILED", "CANCELLED"}
-    await client.cancel(job)  # nothing left to cancel is fine
+    await client.cancel([job])  # nothing left to cancel is fine
     out = subprocess.run(["squeue", "--noheader", f"--jobs={job}"], capture_output=True, text=True)
     assert out.stdout.strip() == ""
 
