@@ -71,11 +71,11 @@ async def ours(server: TelegramServer, bot: Bot) -> tuple[int, float]:
     store = Store(tmp / "s.db")
     started = time.perf_counter()
     notes = notifications_for(events(), lab, ui_url="https://wandb.ai")
-    store.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
+    store.outbox.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
     worker = Delivery(store, bot, lambda: datetime.now(UTC), admins=[], chat_interval=1.0)
-    while store.outbox_counts()["pending"]:
+    while store.outbox.counts()["pending"]:
         wait = await worker.drain()
-        if store.outbox_counts()["pending"]:
+        if store.outbox.counts()["pending"]:
             await asyncio.sleep(wait)
     return len(server.bot_messages(CHAT)), time.perf_counter() - started
 

@@ -231,8 +231,8 @@ async def start_services(application: BotApplication) -> None:
     """Start what runs beside the handlers; order matters, see the comments."""
     services = application.bot_data.services
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in MENU])
-    services.store.prune_callbacks(services.clock() - CALLBACK_LIFETIME)
-    services.store.prune_runs(services.clock() - CALLBACK_LIFETIME)
+    services.store.callbacks.prune(services.clock() - CALLBACK_LIFETIME)
+    services.store.runs.prune(services.clock() - CALLBACK_LIFETIME)
     # Delivery first, so that anything enqueued while the bot was down goes out now.
     services.delivery.start()
     services.polls.start()

@@ -42,7 +42,7 @@ def keyboard(
             if spec.get("url"):
                 buttons.append(InlineKeyboardButton(spec["label"], url=spec["url"]))
                 continue
-            token = store.put_callback(
+            token = store.callbacks.put(
                 spec["action"],
                 spec["target"],
                 now,
@@ -128,10 +128,10 @@ class Delivery:
     async def drain(self) -> float:
         """Send every message that may go now; return how long until the next may."""
         now = self._clock()
-        paused = self._store.paused_chats()
+        paused = self._store.chats.paused()
         held: set[int] = set()
         wait = self._idle_wait
-        for row in await asyncio.to_thread(self._store.due, now, 100):
+        for row in await asyncio.to_thread(self._store.outbox.due, now, 100):
             if row.chat_id in paused or row.chat_id in held:
                 continue
             ready_at = self._next_send.get(row.chat_id)
@@ -142,7 +142,7 @@ class Delivery:
             if not await self._send(row):
                 held.add(row.chat_id)
             now = self._clock()
-        next_due = self._store.next_due_at()
+        next_due = self._store.outbox.next_due_at()
         if next_due is not None:
             wait = min(wait, max((next_due - now).total_seconds(), 0.05))
         return wait
@@ -162,12 +162,14 @@ class Delivery:
             self.stats.rate_limited += 1
             until = now + timedelta(seconds=seconds)
             self._next_send[row.chat_id] = until
-            self._store.retry_later(row.id, f"flood: retry after {seconds:g}s", until, count=False)
+            self._store.outbox.retry_later(
+                row.id, f"flood: retry after {seconds:g}s", until, count=False
+            )
             return False
         except ChatMigrated as exc:
             self.stats.migrated += 1
             log.info("chat %s became %s; moving its subscriptions", row.chat_id, exc.new_chat_id)
-            self._store.migrate_chat(row.chat_id, exc.new_chat_id)
+            self._store.chats.migrate(row.chat_id, exc.new_chat_id)
             self.wake()
             return False
         except Forbidden as exc:
@@ -176,20 +178,22 @@ class Delivery:
         except BadRequest as exc:
             self.stats.dead += 1
             log.warning("giving up on outbox message %s: %s", row.id, exc.message)
-            self._store.dead_letter(row.id, exc.message)
+            self._store.outbox.dead_letter(row.id, exc.message)
             return True
         except (TimedOut, NetworkError) as exc:
             attempts = row.attempts + 1
             if attempts >= self._max_attempts:
                 self.stats.dead += 1
-                self._store.dead_letter(row.id, f"gave up after {attempts} tries: {exc.message}")
+                self._store.outbox.dead_letter(
+                    row.id, f"gave up after {attempts} tries: {exc.message}"
+                )
                 return True
             self.stats.retried += 1
             delay = min(self._max_backoff, 2.0**attempts)
-            self._store.retry_later(row.id, exc.message, now + timedelta(seconds=delay))
+            self._store.outbox.retry_later(row.id, exc.message, now + timedelta(seconds=delay))
             return False
         self.stats.sent += 1
-        self._store.mark_sent(row.id, message.message_id if message else None, self._clock())
+        self._store.outbox.mark_sent(row.id, message.message_id if message else None, self._clock())
         self._next_send[row.chat_id] = now + timedelta(seconds=self._chat_interval)
         return True
 
@@ -209,13 +213,13 @@ class Delivery:
                 row.chat_id, row.text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
             )
             # The text is out; should the photo fail now, a retry sends only the photo.
-            self._store.clear_text(row.id)
+            self._store.outbox.clear_text(row.id)
         return await self._bot.send_photo(
             row.chat_id, row.photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup
         )
 
     def _pause(self, chat_id: int, reason: str, now: datetime) -> None:
-        if not self._store.pause_chat(chat_id, reason):
+        if not self._store.chats.pause(chat_id, reason):
             return
         self.stats.paused += 1
         log.warning("chat %s refused the bot (%s); its notifications are paused", chat_id, reason)
@@ -224,7 +228,7 @@ class Delivery:
             "Its notifications are paused until someone there sends me a command."
         )
         stamp = now.strftime("%Y%m%d%H%M%S")
-        self._store.enqueue(
+        self._store.outbox.enqueue(
             [
                 OutboxItem(admin, f"paused:{chat_id}:{admin}:{stamp}", "attention", text)
                 for admin in self._admins

@@ -99,7 +99,7 @@ class DigestService:
     # -- building -----------------------------------------------------------------------------
 
     def _projects(self, chat_id: int) -> list[tuple[str, str]]:
-        extra = [f"{e}/{p}" for e, p in self._store.subscriptions().get(chat_id, set())]
+        extra = [f"{e}/{p}" for e, p in self._store.chats.subscriptions().get(chat_id, set())]
         paths = sorted(subscribed_projects(self._lab, chat_id, extra))
         return [(p.split("/", 1)[0], p.split("/", 1)[1]) for p in paths]
 
@@ -124,7 +124,7 @@ class DigestService:
     ) -> tuple[list[tuple[SweepSnapshot, int]], list[RunSnapshot]]:
         """Return the project's active sweeps with their done counts, and all their runs."""
         ids = {r.sweep for r in runs if r.sweep}
-        for record in self._store.sweeps(active_only=True):
+        for record in self._store.sweeps.all(active_only=True):
             rec_entity, rec_project, sweep_id = record.path.split("/", 2)
             if (rec_entity, rec_project) == (entity, project):
                 ids.add(sweep_id)
@@ -144,7 +144,7 @@ class DigestService:
 
     async def build(self, chat_id: int, now: datetime) -> Digest:
         """Build a chat's digest for the period since its last one."""
-        last, previous_best = self._store.digest_state(chat_id)
+        last, previous_best = self._store.digests.state(chat_id)
         since = last or now - FIRST_WINDOW
         projects: dict[str, list[RunSnapshot]] = {}
         sweeps: list[tuple[SweepSnapshot, int]] = []
@@ -186,9 +186,9 @@ class DigestService:
             png = await asyncio.to_thread(digest_png, digest)
             caption = f"{STATE_MARKERS['digest']} {esc(truncate(digest.chat_title, 60))}: runs per project"
             items.append(OutboxItem(chat_id, f"{key}:chart", "digest", caption, photo=png))
-        self._store.enqueue(items, now)
+        self._store.outbox.enqueue(items, now)
         if record:
-            self._store.record_digest(chat_id, now, digest.best_values())
+            self._store.digests.record(chat_id, now, digest.best_values())
         self._on_enqueued()
         return digest
 

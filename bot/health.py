@@ -44,17 +44,17 @@ class HealthServer:
         """Return what the endpoint shows."""
         now = self._clock()
         health = self._wandb_health()
-        outbox = self._store.outbox_counts()
+        outbox = self._store.outbox.counts()
         projects = {
             f"{s.entity}/{s.project}": {
                 "last_ok": s.last_ok_at.isoformat() if s.last_ok_at else None,
                 "failures": s.failures,
                 "error": s.last_error,
             }
-            for s in self._store.project_states()
+            for s in self._store.runs.project_states()
             if (s.entity, s.project) in self._monitor.watched()
         }
-        oldest = self._store.due(now, limit=1)
+        oldest = self._store.outbox.due(now, limit=1)
         ok = health.consecutive_failures == 0 and not (
             oldest and (now - oldest[0].created_at).total_seconds() > 600
         )

@@ -80,7 +80,7 @@ class InsightService:
         """Return the projects a bare sweep id may belong to, the chat's own first."""
         paths: list[str] = []
         if chat_id is not None:
-            extra = [f"{e}/{p}" for e, p in self._store.subscriptions().get(chat_id, set())]
+            extra = [f"{e}/{p}" for e, p in self._store.chats.subscriptions().get(chat_id, set())]
             paths += sorted(subscribed_projects(self._lab, chat_id, extra))
         for name, settings in self._lab.projects.items():
             paths.append(f"{settings.entity or self._lab.entity}/{name}")
@@ -96,7 +96,7 @@ class InsightService:
     async def find_sweep(self, ref: SweepRef, chat_id: int | None, usage: str) -> SweepSnapshot:
         """Find a sweep by lab name, full path, project and id, or a bare id."""
         if ref.name is not None:
-            started = [r for r in self._store.sweeps() if r.name == ref.name]
+            started = [r for r in self._store.sweeps.all() if r.name == ref.name]
             if not started:
                 raise UsageError(f'Sweep "{ref.name}" has not been started from the chat.', usage)
             entity, project, sweep_id = max(started, key=lambda r: r.started_at).path.split("/", 2)
@@ -116,7 +116,7 @@ class InsightService:
 
     def _known_sweep_projects(self, sweep_id: str) -> list[tuple[str, str]]:
         out = []
-        for record in self._store.sweeps():
+        for record in self._store.sweeps.all():
             entity, project, known = record.path.split("/", 2)
             if known == sweep_id:
                 out.append((entity, project))

@@ -114,7 +114,7 @@ class Monitor:
 
     def forget(self, entity: str, project: str) -> None:
         """Drop a project's watermark and run memory."""
-        self._store.forget_project(entity, project)
+        self._store.runs.forget_project(entity, project)
 
     def add_hook(self, hook: EventHook) -> None:
         """Call `hook(entity, project, events)` after every poll that found events."""
@@ -139,10 +139,10 @@ class Monitor:
         polls even when no chat watches the project.
         """
         projects = {self.qualify(p) for chat in self._lab.chats for p in chat.projects}
-        for subs in self._store.subscriptions().values():
+        for subs in self._store.chats.subscriptions().values():
             projects |= subs
-        paths = [s.path for s in self._store.sweeps(active_only=True)]
-        paths += list(self._store.pending_callbacks("await_stop"))
+        paths = [s.path for s in self._store.sweeps.all(active_only=True)]
+        paths += list(self._store.callbacks.pending("await_stop"))
         for path in paths:
             entity, project, _ = path.split("/", 2)
             projects.add((entity, project))
@@ -151,7 +151,7 @@ class Monitor:
     def _extra_subscriptions(self) -> dict[int, list[str]]:
         return {
             chat: [f"{entity}/{project}" for entity, project in subs]
-            for chat, subs in self._store.subscriptions().items()
+            for chat, subs in self._store.chats.subscriptions().items()
         }
 
     def _next_delay(self, active: bool) -> float:
@@ -165,7 +165,7 @@ class Monitor:
         """Poll one project once and persist what it found."""
         self.polls += 1
         now = self._clock()
-        state = self._store.project_state(entity, project)
+        state = self._store.runs.project_state(entity, project)
         baseline = not state.baseline_done
         if baseline:
             since: datetime | None = now - 2 * self._overlap
@@ -173,7 +173,7 @@ class Monitor:
             since = (state.watermark or now) - self._overlap
         # Runs last seen running are asked for by name as well: their end must be seen even
         # if W&B did not move their updatedAt.
-        unfinished = self._store.unfinished_runs(entity, project)
+        unfinished = self._store.runs.unfinished(entity, project)
         found = True
         try:
             runs = await self._runs.changed_runs(
@@ -182,7 +182,7 @@ class Monitor:
         except WandbNotFoundError:
             runs, found = [], False  # no runs yet: every run it gets later is new
         except WandbError as exc:
-            failures = self._store.record_poll_failure(entity, project, now, str(exc))
+            failures = self._store.runs.record_failure(entity, project, now, str(exc))
             delay = self.backoff(failures)
             log.warning(
                 "poll of %s/%s failed (%d in a row), next in %.0fs: %s",
@@ -195,14 +195,14 @@ class Monitor:
             return PollOutcome(entity, project, False, (), 0, delay, str(exc))
         memory = {
             path: RunMemory.from_dict(data)
-            for path, data in self._store.run_memory(
+            for path, data in self._store.runs.memory(
                 entity, project, [run.path for run in runs]
             ).items()
         }
         policy = self._stall_policy.for_project(self._lab.project(project))
         events, updated = diff_runs(memory, runs, now, policy, baseline=baseline, news_since=since)
         await self._learn_sweeps(entity, project, events)
-        messages = self._messages(entity, project, events, now)
+        messages, answered = self._messages(entity, project, events, now)
         # The next poll asks for what changed since this one began, less the overlap that
         # absorbs clock skew between the bot and W&B; the diff makes repeats harmless. A
         # project W&B did not find keeps its watermark: nothing in between is skipped.
@@ -216,6 +216,7 @@ class Monitor:
             active=active,
             memory={path: mem.to_dict() for path, mem in updated.items()},
             messages=messages,
+            used_callbacks=answered,
         )
         for hook in self._hooks if events else ():
             try:
@@ -240,10 +241,11 @@ class Monitor:
 
     def _messages(
         self, entity: str, project: str, events: Sequence[RunEvent], now: datetime
-    ) -> list[OutboxItem]:
+    ) -> tuple[list[OutboxItem], list[str]]:
+        """Return the poll's messages and the stop-request tokens they answer."""
         if not events:
-            return []
-        messages = self._confirmations(events)
+            return [], []
+        messages, answered = self._confirmations(events)
         lab = self._lab_without_silenced(now, entity, project)
         notifications = notifications_for(
             events,
@@ -253,7 +255,7 @@ class Monitor:
             extra_subscriptions=self._without_silenced(self._extra_subscriptions(), now),
             sweep_params=self._sweep_params,
         )
-        migrations = self._store.migrations()
+        migrations = self._store.chats.migrations()
         for note in notifications:
             item = to_outbox(note)
             chat = follow_migrations(item.chat_id, migrations)
@@ -262,14 +264,18 @@ class Monitor:
                     chat, item.dedupe_key, item.kind, item.text, item.buttons, None, item.run_keys
                 )
             messages.append(item)
-        return messages
+        return messages, answered
 
-    def _confirmations(self, events: Sequence[RunEvent]) -> list[OutboxItem]:
-        """Confirm stops that users asked for, once W&B shows the run has ended."""
+    def _confirmations(self, events: Sequence[RunEvent]) -> tuple[list[OutboxItem], list[str]]:
+        """Confirm stops that users asked for, once W&B shows the run has ended.
+
+        The tokens are dropped by `record_poll` with the confirmations, in one transaction.
+        """
         if self._confirmation is None:
-            return []
-        waiting = self._store.pending_callbacks("await_stop")
+            return [], []
+        waiting = self._store.callbacks.pending("await_stop")
         out = []
+        answered = []
         for event in events:
             if event.kind not in ("killed", "finished", "failed", "crashed"):
                 continue
@@ -285,19 +291,19 @@ class Monitor:
                         run_keys=(event.dedupe_key,),
                     )
                 )
-                self._store.drop_callback(record.token)
-        return out
+                answered.append(record.token)
+        return out, answered
 
     def _lab_without_silenced(self, now: datetime, entity: str, project: str) -> LabConfig:
         silenced = {
             chat
-            for (chat, ent, proj) in self._store.silences(now)
+            for (chat, ent, proj) in self._store.silences.active(now)
             if (ent, proj) == (entity, project)
         }
         if not silenced:
             return self._lab
         # A silence set in a migrated group is kept under its new id.
-        migrations = self._store.migrations()
+        migrations = self._store.chats.migrations()
         silenced |= {
             c.id for c in self._lab.chats if follow_migrations(c.id, migrations) in silenced
         }
@@ -318,7 +324,7 @@ class Monitor:
     def _without_silenced(
         self, extra: Mapping[int, list[str]], now: datetime
     ) -> dict[int, list[str]]:
-        silences = self._store.silences(now)
+        silences = self._store.silences.active(now)
         return {
             chat: [p for p in projects if (chat, *self.qualify(p)) not in silences]
             for chat, projects in extra.items()

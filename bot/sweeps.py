@@ -164,7 +164,7 @@ class SweepService:
             sweep_id = await self._wandb.create_sweep(config, request.entity, request.project)
         path = f"{request.entity}/{request.project}/{sweep_id}"
         now = self._clock()
-        self._store.add_sweep(
+        self._store.sweeps.add(
             SweepRecord(
                 path=path,
                 name=request.name,
@@ -187,7 +187,7 @@ class SweepService:
 
         def started(process: AgentProcess) -> None:
             # Stored the moment it runs: a bot killed mid-stagger still adopts it later.
-            record_id = self._store.add_agent(
+            record_id = self._store.agents.add(
                 sweep_path=path,
                 idx=process.index,
                 pid=process.pid,
@@ -215,7 +215,7 @@ class SweepService:
         except (AgentError, OSError) as exc:
             log.error("agents for %s did not start: %s", path, exc)
             if not views:
-                self._store.update_sweep(path, finished_at=self._clock())
+                self._store.sweeps.update(path, finished_at=self._clock())
                 raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
         # The card follows the reply: the handler asks for it (`request_refresh`).
         return StartedSweep(path, request.name, request.count, tuple(views), reused)
@@ -242,7 +242,7 @@ class SweepService:
 
     def resolve(self, ref: SweepRef) -> str:
         """Return the `entity/project/id` path a sweep reference points at."""
-        records = self._store.sweeps()
+        records = self._store.sweeps.all()
         if ref.name is not None:
             named = [r for r in records if r.name == ref.name]
             active = [r for r in named if r.finished_at is None]
@@ -279,14 +279,14 @@ class SweepService:
         entity, project, sweep_id = _split(path)
         action: SweepAction = "cancel" if cancel else "stop"
         await self._wandb.set_sweep_state(entity, project, sweep_id, action)
-        if self._store.sweep(path) is not None:
-            self._store.update_sweep(path, finished_at=self._clock())
+        if self._store.sweeps.get(path) is not None:
+            self._store.sweeps.update(path, finished_at=self._clock())
             self.request_refresh(path)
         return SweepChange(path, action, stopped)
 
     async def _stop_agents(self, path: str) -> int:
         self._stopping.add(path)
-        records = self._store.agents(live_only=True, sweep_path=path)
+        records = self._store.agents.all(live_only=True, sweep_path=path)
         for record in records:
             watcher = self._watchers.pop(record.id, None)
             if watcher is not None:
@@ -305,7 +305,7 @@ class SweepService:
                 continue
             if result.survivors:
                 log.error("agent %s of %s left %s alive", record.pid, path, result.survivors)
-            self._store.end_agent(record.id, result.returncode, now)
+            self._store.agents.end(record.id, result.returncode, now)
         return len(records)
 
     async def set_state(self, ref: SweepRef, action: SweepAction) -> str:
@@ -313,13 +313,13 @@ class SweepService:
         path = self.resolve(ref)
         entity, project, sweep_id = _split(path)
         await self._wandb.set_sweep_state(entity, project, sweep_id, action)
-        if self._store.sweep(path) is not None:
+        if self._store.sweeps.get(path) is not None:
             self.request_refresh(path)
         return path
 
     def live_agents(self, path: str) -> int:
         """Return how many agents of a sweep are still running."""
-        return len(self._store.agents(live_only=True, sweep_path=path))
+        return len(self._store.agents.all(live_only=True, sweep_path=path))
 
     # -- status --------------------------------------------------------------------------
 
@@ -327,17 +327,18 @@ class SweepService:
         """Return the sweeps to show: one (any age) or every active one, with progress."""
         if ref is not None:
             path = self.resolve(ref)
-            records = [r for r in self._store.sweeps() if r.path == path]
+            records = [r for r in self._store.sweeps.all() if r.path == path]
             if not records:
                 raise SweepError("I did not start that sweep, so I have no agents to show.")
         else:
-            records = self._store.sweeps(active_only=True)
+            records = self._store.sweeps.all(active_only=True)
         views = await asyncio.gather(*(self._view(r) for r in records))
         return list(views)
 
     async def _view(self, record: SweepRecord) -> SweepView:
         agents = tuple(
-            _agent_view(a, a.ended_at is None) for a in self._store.agents(sweep_path=record.path)
+            _agent_view(a, a.ended_at is None)
+            for a in self._store.agents.all(sweep_path=record.path)
         )
         state: str | None = None
         progress: SweepProgress | None = None
@@ -388,17 +389,17 @@ class SweepService:
             log.exception("waiting for agent %s failed", process.pid)
             return
         self._watchers.pop(record_id, None)
-        record = next((a for a in self._store.agents() if a.id == record_id), None)
+        record = self._store.agents.get(record_id)
         if record is not None:
             await self._agent_ended(record, code, known=not adopted)
 
     async def _agent_ended(self, record: AgentRecord, code: int | None, *, known: bool) -> None:
         """Report an agent's end once (the outbox key is per agent record), then maybe finish."""
         path = record.sweep_path
-        sweep = self._store.sweep(path)
+        sweep = self._store.sweeps.get(path)
         if path in self._stopping or sweep is None or sweep.breaker_tripped:
             # Whoever stopped it (a user, the breaker) reports it.
-            self._store.end_agent(record.id, code, self._clock())
+            self._store.agents.end(record.id, code, self._clock())
             return
         done: int | None = None
         with contextlib.suppress(WandbError):
@@ -421,31 +422,31 @@ class SweepService:
             ui_url=self._wandb.ui_url,
         )
         # Enqueue before recording the end: a crash in between repeats nothing (same key).
-        self._store.enqueue(
+        self._store.outbox.enqueue(
             [OutboxItem(sweep.chat_id, f"agent-exit:{record.id}", "agent-exit", text)], now
         )
-        self._store.end_agent(record.id, code, now)
+        self._store.agents.end(record.id, code, now)
         self._delivery.wake()
         self._finish_if_done(path)
 
     def _finish_if_done(self, path: str) -> None:
-        sweep = self._store.sweep(path)
+        sweep = self._store.sweeps.get(path)
         if sweep is None or sweep.finished_at is not None:
             return
-        if not self._store.agents(live_only=True, sweep_path=path):
-            self._store.update_sweep(path, finished_at=self._clock())
+        if not self._store.agents.all(live_only=True, sweep_path=path):
+            self._store.sweeps.update(path, finished_at=self._clock())
             self.request_refresh(path)
 
     async def resume(self) -> None:
         """After a (re)start: adopt agents still alive, report those that died meanwhile."""
-        for record in self._store.agents(live_only=True):
+        for record in self._store.agents.all(live_only=True):
             process = _process_of(record)
             if self._supervisor.adopt(process):
                 log.info("adopted agent %s of %s", record.pid, record.sweep_path)
                 self._watch(record.id, process, adopted=True)
             else:
                 await self._agent_ended(record, None, known=False)
-        for sweep in self._store.sweeps(active_only=True):
+        for sweep in self._store.sweeps.all(active_only=True):
             entity, project, _ = _split(sweep.path)
             self._polls.ensure(entity, project)
             self._finish_if_done(sweep.path)
@@ -471,7 +472,7 @@ class SweepService:
             if not event.run.sweep:
                 continue
             path = f"{entity}/{project}/{event.run.sweep}"
-            sweep = self._store.sweep(path)
+            sweep = self._store.sweeps.get(path)
             if sweep is None:
                 continue
             touched.add(path)
@@ -491,7 +492,7 @@ class SweepService:
             event.run
         )
         tripped = crash_loop(failures, now, self._lab.crash_loop.failures, window)
-        self._store.update_sweep(sweep.path, failures=failures, breaker_tripped=int(tripped))
+        self._store.sweeps.update(sweep.path, failures=failures, breaker_tripped=int(tripped))
         if tripped:
             self._spawn(self._trip(sweep), f"breaker-{sweep.path}")
 
@@ -507,7 +508,7 @@ class SweepService:
             log.error("could not pause crash-looping sweep %s: %s", path, exc)
         tails = [
             await asyncio.to_thread(tail_log, Path(a.log_path), LOG_TAIL_LINES)
-            for a in self._store.agents(sweep_path=path)
+            for a in self._store.agents.all(sweep_path=path)
         ]
         error = next((e for e in (last_error(t) for t in tails) if e), None)
         text, buttons = render_crash_loop(
@@ -518,7 +519,7 @@ class SweepService:
             error=error,
             ui_url=self._wandb.ui_url,
         )
-        self._store.enqueue(
+        self._store.outbox.enqueue(
             [
                 OutboxItem(
                     sweep.chat_id, f"crash-loop:{path}", "crash-loop", text, button_specs(buttons)
@@ -542,7 +543,7 @@ class SweepService:
 
     async def refresh_job(self, _context: object = None) -> None:
         """Periodic job: refresh every active sweep's card (catches what no event showed)."""
-        for sweep in self._store.sweeps(active_only=True):
+        for sweep in self._store.sweeps.all(active_only=True):
             # A sweep without a card is still starting: its start shows the first card.
             if sweep.card_message_id is not None:
                 self.request_refresh(sweep.path)
@@ -566,11 +567,11 @@ class SweepService:
     async def _refresh(self, path: str) -> None:
         lock = self._card_locks.setdefault(path, asyncio.Lock())
         async with lock:
-            sweep = self._store.sweep(path)
+            sweep = self._store.sweeps.get(path)
             if sweep is None:
                 return
             snapshot, progress = await self._progress(path)
-            sweep = self._store.sweep(path) or sweep  # agents may have ended meanwhile
+            sweep = self._store.sweeps.get(path) or sweep  # agents may have ended meanwhile
             end = sweep.finished_at or self._clock()
             agents = self.live_agents(path)
 
@@ -621,7 +622,7 @@ class SweepService:
         try:
             if sweep.card_message_id is None:
                 message = await self._bot.send_message(sweep.chat_id, text, reply_markup=markup)
-                self._store.update_sweep(
+                self._store.sweeps.update(
                     sweep.path, card_message_id=message.message_id, card_text=text
                 )
                 return True
@@ -647,5 +648,5 @@ class SweepService:
         except TelegramError as exc:
             log.warning("sweep card of %s not shown: %s", sweep.path, exc)
             return False
-        self._store.update_sweep(sweep.path, card_text=text)
+        self._store.sweeps.update(sweep.path, card_text=text)
         return True

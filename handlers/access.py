@@ -27,14 +27,14 @@ def is_lab_chat(services: Services, chat_id: int, chat_type: str) -> bool:
     """Tell whether a chat belongs to the lab: listed in the lab file, or an admin's DM."""
     if services.lab.chat(chat_id) is not None:
         return True
-    if chat_id in services.store.migrations().values():
+    if chat_id in services.store.chats.migrations().values():
         return True
     return chat_type == "private" and services.lab.is_admin(chat_id)
 
 
 def lab_chat_id(services: Services, chat_id: int) -> int:
     """Return the id the lab file knows a chat by (a group keeps it after becoming a supergroup)."""
-    for old, new in services.store.migrations().items():
+    for old, new in services.store.chats.migrations().items():
         if new == chat_id and services.lab.chat(old) is not None:
             return old
     return chat_id
@@ -64,9 +64,9 @@ def lab_only(handler: Handler) -> Handler:
             elif update.effective_message is not None:
                 await update.effective_message.reply_text(outsider_reply(chat.id))
             return
-        if chat.id in services.store.paused_chats():
+        if chat.id in services.store.chats.paused():
             # Someone talks to the bot here again: it is no longer blocked or kicked.
-            services.store.resume_chat(chat.id)
+            services.store.chats.resume(chat.id)
             services.delivery.wake()
         await handler(update, context)
 

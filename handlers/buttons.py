@@ -26,7 +26,7 @@ def button_router(actions: Mapping[str, ButtonAction]) -> Handler:
         if query is None or not query.data or not query.data.startswith(CALLBACK_PREFIX):
             return
         services = context.bot_data.services
-        record = services.store.get_callback(query.data.removeprefix(CALLBACK_PREFIX))
+        record = services.store.callbacks.get(query.data.removeprefix(CALLBACK_PREFIX))
         now = services.clock()
         if record is None or (record.expires_at is not None and record.expires_at < now):
             await query.answer(EXPIRED, show_alert=True)

@@ -32,7 +32,7 @@ async def help_command(update: Update, context: BotContext) -> None:
 async def status_command(update: Update, context: BotContext) -> None:
     """Show W&B health, the last poll of each project, the outbox and agents."""
     services = context.bot_data.services
-    states = {(s.entity, s.project): s for s in services.store.project_states()}
+    states = {(s.entity, s.project): s for s in services.store.runs.project_states()}
     outcomes = services.polls.last_outcome
     projects = []
     for entity, project in sorted(services.monitor.watched()):
@@ -52,14 +52,14 @@ async def status_command(update: Update, context: BotContext) -> None:
     text = render_status(
         projects,
         now=services.clock(),
-        outbox_depth=services.store.outbox_counts()["pending"],
+        outbox_depth=services.store.outbox.counts()["pending"],
         wandb_ok=health.consecutive_failures == 0,
         wandb_error=health.last_error,
-        agents=len(services.store.agents(live_only=True)),
+        agents=len(services.store.agents.all(live_only=True)),
     )
     await reply(update, text)
 
 
 def _running(services: Services, entity: str, project: str) -> int:
-    memory = services.store.run_memory(entity, project)
+    memory = services.store.runs.memory(entity, project)
     return sum(1 for mem in memory.values() if mem.get("state") == "running")

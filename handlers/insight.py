@@ -110,7 +110,7 @@ async def config_pressed(update: Update, context: BotContext, record: CallbackRe
     items = [
         OutboxItem(_chat_id(update), f"{stem}:{i}", "config", text) for i, text in enumerate(texts)
     ]
-    services.store.enqueue(items, now)
+    services.store.outbox.enqueue(items, now)
     services.delivery.wake()
 
 

@@ -108,10 +108,10 @@ async def stop_yes_action(update: Update, context: BotContext, record: CallbackR
         # The button stays: the admin may press Yes again once W&B answers.
         await query.answer(wandb_trouble(exc)[:200], show_alert=True)
         return
-    services.store.drop_callback(record.token)
+    services.store.callbacks.drop(record.token)
     chat_id = update.effective_chat.id if update.effective_chat else record.chat_id
     # The monitor confirms in this chat once W&B shows the run ended, then drops this.
-    services.store.put_callback("await_stop", record.target, services.clock(), chat_id=chat_id)
+    services.store.callbacks.put("await_stop", record.target, services.clock(), chat_id=chat_id)
     services.polls.ensure(entity, project)
     await query.answer("Stop requested.")
     await query.edit_message_text(render_stop_requested(record.target, None))
@@ -122,6 +122,6 @@ async def stop_no_action(update: Update, context: BotContext, record: CallbackRe
     query = await _answerable(update, context, record)
     if query is None:
         return
-    context.bot_data.services.store.drop_callback(record.token)
+    context.bot_data.services.store.callbacks.drop(record.token)
     await query.answer("Cancelled.")
     await query.edit_message_text(render_stop_cancelled(record.target, None))

@@ -26,7 +26,7 @@ async def watch_command(update: Update, context: BotContext) -> None:
     already = f"{ref.entity}/{ref.project}" in subscribed_projects(
         services.lab, lab_chat_id(services, chat_id), _extra(context, chat_id)
     )
-    if already or not services.store.subscribe(
+    if already or not services.store.chats.subscribe(
         chat_id, ref.entity, ref.project, user.id if user else None, services.clock()
     ):
         await reply(update, f"This chat already watches {esc(ref.project)}.")
@@ -47,7 +47,7 @@ async def unwatch_command(update: Update, context: BotContext) -> None:
     services = context.bot_data.services
     ref = parse_project_arg(args_of(context), services.lab, "unwatch")
     chat_id = update.effective_chat.id if update.effective_chat else 0
-    if services.store.unsubscribe(chat_id, ref.entity, ref.project):
+    if services.store.chats.unsubscribe(chat_id, ref.entity, ref.project):
         if (ref.entity, ref.project) not in services.monitor.watched():
             services.polls.drop(ref.entity, ref.project)
         await reply(update, f"This chat no longer hears about {esc(ref.project)}.")
@@ -76,7 +76,7 @@ async def subscriptions_command(update: Update, context: BotContext) -> None:
         await reply(update, "This chat watches no project yet. An admin can /watch one.")
         return
     now = services.clock()
-    silences = services.store.silences(now)
+    silences = services.store.silences.active(now)
     lines = [f"👀 This chat hears about ({esc(events)}):"]
     for path in projects:
         entity, project = path.split("/", 1)
@@ -96,7 +96,7 @@ async def silence_command(update: Update, context: BotContext) -> None:
     request = parse_silence(args_of(context), services.lab)
     chat_id = update.effective_chat.id if update.effective_chat else 0
     until = services.clock() + timedelta(seconds=request.seconds)
-    services.store.silence(chat_id, request.project.entity, request.project.project, until)
+    services.store.silences.add(chat_id, request.project.entity, request.project.project, until)
     await reply(
         update,
         f"🔕 {esc(request.project.project)} is silenced here for "
@@ -112,12 +112,12 @@ async def unsilence_command(update: Update, context: BotContext) -> None:
     services = context.bot_data.services
     ref = parse_project_arg(args_of(context), services.lab, "unsilence")
     chat_id = update.effective_chat.id if update.effective_chat else 0
-    if services.store.unsilence(chat_id, ref.entity, ref.project):
+    if services.store.silences.remove(chat_id, ref.entity, ref.project):
         await reply(update, f"🔔 {esc(ref.project)} is no longer silenced here.")
     else:
         await reply(update, f"{esc(ref.project)} was not silenced here.")
 
 
 def _extra(context: BotContext, chat_id: int) -> list[str]:
-    subs = context.bot_data.services.store.subscriptions().get(chat_id, set())
+    subs = context.bot_data.services.store.chats.subscriptions().get(chat_id, set())
     return [f"{entity}/{project}" for entity, project in subs]

@@ -234,7 +234,7 @@ class Harness:
             return
         store = Store(db)
         try:
-            for agent in store.agents(live_only=True):
+            for agent in store.agents.all(live_only=True):
                 if not is_alive(agent.pid, agent.cmdline):
                     continue
                 for pid in [agent.pid, *descendants(agent.pid)]:
@@ -328,7 +328,7 @@ class Harness:
         )
         path = f"{ENTITY}/{project}/{name}"
         await self.wait_until(
-            lambda: path in store.run_memory(ENTITY, project), what=f"{name} seen"
+            lambda: path in store.runs.memory(ENTITY, project), what=f"{name} seen"
         )
         self.wb.set_run_state(ENTITY, project, name, state)
 

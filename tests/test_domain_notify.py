@@ -196,5 +196,5 @@ def test_every_part_of_a_long_burst_reaches_the_store() -> None:
     notes = [n for n in notifications_for(events, LAB, ui_url=UI) if n.chat_id == 1]
     assert len(notes) > 1
     store = Store(":memory:")
-    ids = store.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
+    ids = store.outbox.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
     assert len(ids) == len(notes)

@@ -42,7 +42,7 @@ async def test_members_are_refused_admin_commands_politely(tmp_path: Path) -> No
             reply = await h.reply_to(command, user_id=MEMBER)
             assert reply.text is not None and reply.text.startswith("Only lab admins")
         assert h.application is not None
-        assert h.application.bot_data.services.store.subscriptions() == {}
+        assert h.application.bot_data.services.store.chats.subscriptions() == {}
 
 
 async def test_watch_subscribe_notifies_and_unwatch_stops(tmp_path: Path) -> None:
@@ -62,8 +62,8 @@ async def test_watch_subscribe_notifies_and_unwatch_stops(tmp_path: Path) -> Non
         bye = await h.reply_to("/unwatch wine-quality-prod", chat_id=OTHER_LAB_CHAT)
         assert bye.text is not None and "no longer hears" in bye.text
         # Nobody watches it now: a later /watch starts from a new baseline, not old news.
-        assert not store.project_state(ENTITY, "wine-quality-prod").baseline_done
-        assert store.run_memory(ENTITY, "wine-quality-prod") == {}
+        assert not store.runs.project_state(ENTITY, "wine-quality-prod").baseline_done
+        assert store.runs.memory(ENTITY, "wine-quality-prod") == {}
         lab_file = await h.reply_to("/unwatch wine-quality-dev")
         assert lab_file.text is not None and "lab file" in lab_file.text
 
@@ -114,7 +114,7 @@ async def test_health_endpoint_reports_ok_then_degraded_when_w_and_b_fails(tmp_p
         services = h.application.bot_data.services
         assert services.health is not None and services.health.url.startswith("http://127.0.0.1:")
         await h.wait_until(
-            lambda: services.store.project_state(ENTITY, PROJECT).baseline_done, what="a poll"
+            lambda: services.store.runs.project_state(ENTITY, PROJECT).baseline_done, what="a poll"
         )
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{services.health.url}/healthz") as response:
@@ -148,7 +148,7 @@ async def test_a_group_that_became_a_supergroup_keeps_its_lab_settings(tmp_path:
         new_id = h.telegram.migrate_chat(LAB_CHAT)
         await h.end_seeded_run("mig00001")
         await h.wait_for_text("mig00001", chat_id=new_id)
-        assert store.migrations() == {LAB_CHAT: new_id}
+        assert store.chats.migrations() == {LAB_CHAT: new_id}
         subs = await h.reply_to("/subscriptions", chat_id=new_id)
         assert subs.text is not None and PROJECT in subs.text
         runs = await h.reply_to("/runs", chat_id=new_id)

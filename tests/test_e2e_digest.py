@@ -112,7 +112,7 @@ async def test_digest_fires_every_minute_with_the_right_counts_then_says_quiet(
 
         at = await fire_soon(h, LAB_CHAT, tz)
         digest = await h.wait_for_text("🗓 digest · ml-alerts", timeout=15)
-        sent_at, best = services.store.digest_state(LAB_CHAT)
+        sent_at, best = services.store.digests.state(LAB_CHAT)
         assert sent_at is not None and at <= sent_at < at + timedelta(seconds=1.5)
         text = digest.text or ""
         lines = text.split("\n")
@@ -141,7 +141,7 @@ async def test_digest_fires_every_minute_with_the_right_counts_then_says_quiet(
         since = (quiet_at - timedelta(days=1)).astimezone(tz)
         assert quiet.text == f"🗓 digest · ml-quiet · nothing ran since {since:%H:%M} yesterday"
         await h.wait_until(
-            lambda: services.store.outbox_counts().get("pending", 0) == 0, what="outbox drained"
+            lambda: services.store.outbox.counts().get("pending", 0) == 0, what="outbox drained"
         )
         assert [m.photo for m in h.telegram.bot_messages(OTHER_LAB_CHAT)] == [None]
 
@@ -162,4 +162,4 @@ async def test_digest_command_posts_one_now(tmp_path: Path) -> None:
         assert "3 ✅ 1 ❌ 1 💥" in (digest.text or "")
         services = h.application.bot_data.services  # type: ignore[union-attr]
         # A look on demand does not move the scheduled digest's window.
-        assert services.store.digest_state(LAB_CHAT) == (None, {})
+        assert services.store.digests.state(LAB_CHAT) == (None, {})

@@ -135,7 +135,8 @@ async def test_odd_runs_render_within_limits_in_best_config_runs_and_notificatio
         h.wb.seed({"runs": edge_runs()})
         services = h.application.bot_data.services  # type: ignore[union-attr]
         await h.wait_until(
-            lambda: services.store.project_state(ENTITY, PROJECT).baseline_done, what="baseline"
+            lambda: services.store.runs.project_state(ENTITY, PROJECT).baseline_done,
+            what="baseline",
         )
 
         best = await h.reply_to("/best wine-quality-dev")

@@ -97,7 +97,7 @@ def _stepped(run: dict) -> bool:
 def _polled(h: Harness) -> bool:
     assert h.application is not None
     services = h.application.bot_data.services
-    return services.store.project_state(ENTITY, PROJECT).baseline_done
+    return services.store.runs.project_state(ENTITY, PROJECT).baseline_done
 
 
 async def _wait_states(h: Harness, want: dict[str, str], timeout: float = 60) -> dict[str, str]:
@@ -140,7 +140,7 @@ async def test_sixty_runs_ending_together_reach_the_group_as_a_few_messages(tmp_
 
 def _memory_size(h: Harness) -> int:
     assert h.application is not None
-    return len(h.application.bot_data.services.store.run_memory(ENTITY, PROJECT))
+    return len(h.application.bot_data.services.store.runs.memory(ENTITY, PROJECT))
 
 
 async def test_idle_project_of_5000_runs_costs_one_request_per_poll(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ async def test_bot_killed_while_runs_end_notifies_each_run_once_after_restart(
         await h.start_bot_process()
         store = Store(tmp_path / "data" / "bot.sqlite3")
         await h.wait_until(
-            lambda: len(store.run_memory(ENTITY, PROJECT)) == 12, timeout=60, what="baseline"
+            lambda: len(store.runs.memory(ENTITY, PROJECT)) == 12, timeout=60, what="baseline"
         )
         # Runs fail one after another while the bot works; it is killed in the middle.
         for name in names[:6]:
@@ -218,7 +218,7 @@ async def test_bot_killed_while_runs_end_notifies_each_run_once_after_restart(
         await asyncio.sleep(2)  # a repeat, if any, would arrive within a few polls
         counts = run_ids_in(h.texts(), names)
         assert counts == dict.fromkeys(names, 1), _show(h)
-        assert store.outbox_counts()["pending"] == 0
+        assert store.outbox.counts()["pending"] == 0
     finally:
         await h.kill_bot_process()
         await h.telegram.stop()

@@ -20,7 +20,7 @@ def services(h: Harness):
 
 
 def card_of(h: Harness, path: str):
-    record = services(h).store.sweep(path)
+    record = services(h).store.sweeps.get(path)
     assert record is not None and record.card_message_id is not None
     return next(
         m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == record.card_message_id
@@ -90,7 +90,7 @@ def sweep_runs(h: Harness, sweep_id: str) -> list[dict]:
 
 def process_tree(h: Harness, path: str) -> set[int]:
     pids: set[int] = set()
-    for agent in services(h).store.agents(sweep_path=path):
+    for agent in services(h).store.agents.all(sweep_path=path):
         pids |= {agent.pid, *descendants(agent.pid)}
     return pids
 
@@ -114,7 +114,7 @@ async def test_sweep_stop_during_a_run_leaves_nothing_alive(tmp_path: Path) -> N
         assert "1 agent ended" in (stopped.text or ""), stopped.text
         assert not [pid for pid in tree if pid_alive(pid)]
         assert (h.wb.get_sweep(ENTITY, PROJECT, sweep_id) or {}).get("state") == "FINISHED"
-        assert not services(h).store.agents(live_only=True)
+        assert not services(h).store.agents.all(live_only=True)
         # A stop the user asked for is its own report: no agent-exit alert follows.
         assert not any("agent 0 of sweep" in t for t in h.texts())
 
@@ -141,8 +141,8 @@ async def test_bad_sweep_input_gets_one_line_and_starts_nothing(
         assert reason in text, text
         assert "Usage: /sweep start <name>" in text
         assert "\n" not in text
-        assert not services(h).store.agents()
-        assert not services(h).store.sweeps()
+        assert not services(h).store.agents.all()
+        assert not services(h).store.sweeps.all()
         assert not h.wb.list_sweeps(ENTITY, PROJECT)
         assert h.wb.request_counts().get("UpsertSweep", 0) == 0
 
@@ -154,7 +154,7 @@ async def test_members_may_look_but_not_start(tmp_path: Path) -> None:
         status = await h.reply_to("/sweeps", user_id=MEMBER)
         assert "no sweep running" in (status.text or "")
         assert "wine" in (status.text or "")
-        assert not services(h).store.sweeps()
+        assert not services(h).store.sweeps.all()
         assert not h.wb.list_sweeps(ENTITY, PROJECT)
 
 
@@ -171,7 +171,7 @@ async def test_agents_outlive_a_sigkilled_bot_and_are_adopted(tmp_path: Path) ->
         await h.kill_bot_process()
 
         await h.start_bot()
-        agents = services(h).store.agents(sweep_path=path)
+        agents = services(h).store.agents.all(sweep_path=path)
         assert len(agents) == 2
         assert all(pid_alive(a.pid) for a in agents)
         h.say("/sweeps")
@@ -231,10 +231,12 @@ async def test_crash_loop_pauses_the_sweep_stops_agents_and_alerts_once(tmp_path
         assert "RuntimeError: simulated failure at step 1" in (alert.text or ""), alert.text
         assert [b["text"] for row in alert.buttons for b in row] == ["Stop"]
         await h.wait_until(
-            lambda: not services(h).store.agents(live_only=True), timeout=20, what="agents stopped"
+            lambda: not services(h).store.agents.all(live_only=True),
+            timeout=20,
+            what="agents stopped",
         )
         assert (h.wb.get_sweep(ENTITY, PROJECT, sweep_id) or {}).get("state") == "PAUSED"
-        assert not [a.pid for a in services(h).store.agents() if pid_alive(a.pid)]
+        assert not [a.pid for a in services(h).store.agents.all() if pid_alive(a.pid)]
         await asyncio.sleep(1.0)
         assert sum(t.startswith(f"⚠️ sweep {sweep_id}") for t in h.texts()) == 1
         assert not any("agent 0 of sweep" in t for t in h.texts())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +74,7 @@ async def test_idle_project_slows_down_and_a_running_run_speeds_it_up(
         third = await monitor.poll(ENTITY, PROJECT)
         assert [e.kind for e in third.events] == ["finished"] and third.enqueued == 1
         assert third.next_delay == 300
-        assert [r.chat_id for r in store.due(now())] == [CHAT]
+        assert [r.chat_id for r in store.outbox.due(now())] == [CHAT]
     finally:
         await client.close()
 
@@ -93,7 +94,7 @@ async def test_first_poll_is_a_silent_baseline_and_old_endings_are_not_news(
     monitor, store, client = make_monitor(server, tmp_path)
     try:
         outcome = await monitor.poll(ENTITY, PROJECT)
-        assert outcome.ok and outcome.events == () and store.outbox_counts()["pending"] == 0
+        assert outcome.ok and outcome.events == () and store.outbox.counts()["pending"] == 0
         again = await monitor.poll(ENTITY, PROJECT)
         assert again.events == ()
     finally:
@@ -118,7 +119,7 @@ async def test_w_and_b_outage_backs_off_exponentially_without_multiplying_reques
             assert not outcome.ok and outcome.error
             delays.append(outcome.next_delay)
         assert delays == [60, 120, 240]
-        assert store.project_state(ENTITY, PROJECT).failures == 3
+        assert store.runs.project_state(ENTITY, PROJECT).failures == 3
         runs_requests = server.server.request_counts().get("Runs", 0)
         # wandb-core retries inside one call; the bot adds nothing on top of that.
         assert 3 <= runs_requests <= 3 * 3, runs_requests  # one per poll, plus core's retries
@@ -130,7 +131,7 @@ async def test_w_and_b_outage_backs_off_exponentially_without_multiplying_reques
             {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "x", "state": "running"}]}
         )
         recovered = await monitor.poll(ENTITY, PROJECT)
-        assert recovered.ok and store.project_state(ENTITY, PROJECT).failures == 0
+        assert recovered.ok and store.runs.project_state(ENTITY, PROJECT).failures == 0
     finally:
         await client.close()
 
@@ -139,3 +140,37 @@ def test_backoff_is_capped(tmp_path: Path) -> None:
     with ServerThread() as thread:
         monitor, _, _ = make_monitor(thread, tmp_path)
         assert [monitor.backoff(n) for n in (1, 2, 3, 4, 5, 10)] == [60, 120, 240, 480, 600, 600]
+
+
+async def test_a_failed_poll_write_keeps_the_stop_request_and_confirms_it_next_poll(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    server.server.reset()
+    server.server.seed(
+        {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "x", "state": "running"}]}
+    )
+    monitor, store, client = make_monitor(server, tmp_path)
+    monitor.set_confirmation_renderer(lambda event: f"stopped {event.run.id}")
+    path = f"{ENTITY}/{PROJECT}/x"
+    try:
+        assert (await monitor.poll(ENTITY, PROJECT)).ok
+        store.callbacks.put("await_stop", path, now(), chat_id=CHAT)
+        server.server.set_run_state(ENTITY, PROJECT, "x", "killed")
+        # The outbox write fails inside the poll's transaction (as a full disk would).
+        with store.db.tx() as db:
+            db.execute(
+                "CREATE TEMP TRIGGER full BEFORE INSERT ON outbox"
+                " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        with pytest.raises(sqlite3.DatabaseError, match="disk is full"):
+            await monitor.poll(ENTITY, PROJECT)
+        with store.db.tx() as db:
+            db.execute("DROP TRIGGER temp.full")
+        assert list(store.callbacks.pending("await_stop")) == [path]
+        outcome = await monitor.poll(ENTITY, PROJECT)
+        assert [e.kind for e in outcome.events] == ["killed"]
+        kinds = [row.kind for row in store.outbox.due(now())]
+        assert "stop-confirmed" in kinds
+        assert store.callbacks.pending("await_stop") == {}
+    finally:
+        await client.close()

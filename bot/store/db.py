@@ -1,0 +1,137 @@
+"""The one SQLite connection, its schema migrations and its transaction helper."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Each entry moves the schema one version on; never edit an entry that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE subscriptions (
+        chat_id INTEGER NOT NULL, entity TEXT NOT NULL, project TEXT NOT NULL,
+        added_by INTEGER, added_at TEXT NOT NULL,
+        PRIMARY KEY (chat_id, entity, project)
+    );
+    CREATE TABLE chats (
+        chat_id INTEGER PRIMARY KEY, paused_reason TEXT, migrated_to INTEGER
+    );
+    CREATE TABLE projects (
+        entity TEXT NOT NULL, project TEXT NOT NULL,
+        watermark TEXT, baseline_done INTEGER NOT NULL DEFAULT 0,
+        last_poll_at TEXT, last_ok_at TEXT, last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (entity, project)
+    );
+    CREATE TABLE runs (
+        path TEXT PRIMARY KEY, entity TEXT NOT NULL, project TEXT NOT NULL,
+        memory TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_project ON runs (entity, project);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        chat_id INTEGER NOT NULL, dedupe_key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+        text TEXT NOT NULL, buttons TEXT NOT NULL DEFAULT '[]', photo BLOB,
+        created_at TEXT NOT NULL, not_before TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+        sent_at TEXT, message_id INTEGER, dead INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_pending ON outbox (sent_at, dead, not_before);
+    CREATE TABLE notified (
+        chat_id INTEGER NOT NULL, run_key TEXT NOT NULL, outbox_id INTEGER NOT NULL,
+        PRIMARY KEY (chat_id, run_key)
+    );
+    CREATE TABLE callbacks (
+        token TEXT PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL,
+        chat_id INTEGER, user_id INTEGER, created_at TEXT NOT NULL, expires_at TEXT
+    );
+    CREATE TABLE sweeps (
+        path TEXT PRIMARY KEY, name TEXT NOT NULL, chat_id INTEGER NOT NULL,
+        count INTEGER NOT NULL, agents INTEGER NOT NULL, gpus TEXT NOT NULL DEFAULT '',
+        started_by INTEGER, started_at TEXT NOT NULL, card_message_id INTEGER,
+        card_text TEXT, finished_at TEXT, failures TEXT NOT NULL DEFAULT '[]',
+        breaker_tripped INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE agents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep_path TEXT NOT NULL, idx INTEGER NOT NULL,
+        pid INTEGER NOT NULL, pgid INTEGER NOT NULL, cmdline TEXT NOT NULL,
+        log_path TEXT NOT NULL, gpus TEXT NOT NULL DEFAULT '', started_at TEXT NOT NULL,
+        ended_at TEXT, exit_code INTEGER, reported INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE silences (
+        chat_id INTEGER NOT NULL, entity TEXT NOT NULL, project TEXT NOT NULL,
+        until TEXT NOT NULL, PRIMARY KEY (chat_id, entity, project)
+    );
+    CREATE TABLE digests (
+        chat_id INTEGER PRIMARY KEY, last_sent_at TEXT, best TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+
+def iso(moment: datetime) -> str:
+    """Return a moment as the UTC ISO text the tables keep."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """Return the moment an ISO text stands for (None for none)."""
+    return datetime.fromisoformat(text) if text else None
+
+
+class Database:
+    """Own the connection: every repository reads under its lock and writes in `tx()`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        """Return the schema version the file is at."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self.tx():
+            version = self.schema_version
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """Run the block as one write transaction: all of it is kept, or none."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Hold the connection for a read (one thread at a time uses it)."""
+        with self._lock:
+            yield self._db
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            self._db.close()

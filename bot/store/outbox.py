@@ -1,0 +1,168 @@
+"""The outbox: every notification is written here before it is sent."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.store.db import Database, iso, parse_time
+from bot.store.records import OutboxItem, OutboxRow
+
+
+def insert_messages(
+    db: sqlite3.Connection, messages: Sequence[OutboxItem], now: datetime
+) -> list[int]:
+    """Write messages inside the caller's transaction; return the ids of the new rows.
+
+    A known dedupe key is ignored, and so is a message whose run keys were all notified to
+    its chat already: a poll repeated after a crash never repeats a notification.
+    """
+    ids: list[int] = []
+    for msg in messages:
+        if msg.run_keys:
+            placeholders = ",".join("?" * len(msg.run_keys))
+            seen = db.execute(
+                f"SELECT COUNT(*) FROM notified WHERE chat_id=? AND run_key IN ({placeholders})",  # noqa: S608
+                (msg.chat_id, *msg.run_keys),
+            ).fetchone()[0]
+            if seen == len(msg.run_keys):
+                continue
+        cur = db.execute(
+            "INSERT OR IGNORE INTO outbox (chat_id, dedupe_key, kind, text, buttons, photo,"
+            " created_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                msg.chat_id,
+                msg.dedupe_key,
+                msg.kind,
+                msg.text,
+                json.dumps([list(row) for row in msg.buttons]),
+                msg.photo,
+                iso(now),
+                iso(now),
+            ),
+        )
+        if cur.rowcount == 0:
+            continue
+        outbox_id = int(cur.lastrowid or 0)
+        ids.append(outbox_id)
+        for key in msg.run_keys:
+            db.execute(
+                "INSERT OR IGNORE INTO notified VALUES (?, ?, ?)", (msg.chat_id, key, outbox_id)
+            )
+    return ids
+
+
+class OutboxRepository:
+    """Queue messages, hand out the due ones, and record how each attempt went."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def enqueue(self, messages: Iterable[OutboxItem], now: datetime) -> list[int]:
+        """Write messages to the outbox; a known dedupe key is ignored."""
+        with self._db.tx() as db:
+            return insert_messages(db, list(messages), now)
+
+    def due(self, now: datetime, limit: int = 50) -> list[OutboxRow]:
+        """Return pending messages whose time has come, oldest first; paused chats wait."""
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT * FROM outbox WHERE sent_at IS NULL AND dead=0 AND not_before<=?"
+                # Chats that refused the bot wait; their messages stay until they come back.
+                " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL)"
+                " ORDER BY id LIMIT ?",
+                (iso(now), limit),
+            ).fetchall()
+        return [_row(row) for row in rows]
+
+    def next_due_at(self) -> datetime | None:
+        """Return when the earliest pending message may be sent."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT MIN(not_before) AS t FROM outbox WHERE sent_at IS NULL AND dead=0"
+                " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL)"
+            ).fetchone()
+        return parse_time(row["t"])
+
+    def mark_sent(self, outbox_id: int, message_id: int | None, now: datetime) -> None:
+        """Record that Telegram accepted a message."""
+        with self._db.tx() as db:
+            db.execute(
+                # A sent chart's bytes are of no more use; the row stays for dedupe.
+                "UPDATE outbox SET sent_at=?, message_id=?, attempts=attempts+1, photo=NULL"
+                " WHERE id=?",
+                (iso(now), message_id, outbox_id),
+            )
+
+    def retry_later(
+        self, outbox_id: int, error: str, not_before: datetime, *, count: bool = True
+    ) -> int:
+        """Put a message back to be tried again at `not_before`; return its attempts."""
+        with self._db.tx() as db:
+            row = db.execute(
+                "UPDATE outbox SET last_error=?, not_before=?, attempts=attempts+? WHERE id=?"
+                " RETURNING attempts",
+                (error, iso(not_before), int(count), outbox_id),
+            ).fetchone()
+            return int(row["attempts"])
+
+    def clear_text(self, outbox_id: int) -> None:
+        """Forget a pending message's text once it went out ahead of its photo."""
+        with self._db.tx() as db:
+            db.execute("UPDATE outbox SET text='' WHERE id=?", (outbox_id,))
+
+    def dead_letter(self, outbox_id: int, reason: str) -> None:
+        """Give up on a message for good, keeping the reason."""
+        with self._db.tx() as db:
+            db.execute(
+                "UPDATE outbox SET dead=1, last_error=?, attempts=attempts+1 WHERE id=?",
+                (reason, outbox_id),
+            )
+
+    def counts(self) -> dict[str, int]:
+        """Return how many messages are pending, sent and dead."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT SUM(sent_at IS NULL AND dead=0) AS pending,"
+                " SUM(sent_at IS NOT NULL) AS sent, SUM(dead) AS dead FROM outbox"
+            ).fetchone()
+        return {k: int(row[k] or 0) for k in ("pending", "sent", "dead")}
+
+    def sent_messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Return sent messages (newest last), for tests and /status."""
+        query = (
+            "SELECT id, chat_id, dedupe_key, kind, message_id, sent_at FROM outbox"
+            " WHERE sent_at IS NOT NULL"
+        )
+        args: tuple[Any, ...] = ()
+        if chat_id is not None:
+            query += " AND chat_id=?"
+            args = (chat_id,)
+        with self._db.read() as db:
+            return [dict(row) for row in db.execute(query + " ORDER BY id", args)]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Return messages given up on, with their reasons."""
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT id, chat_id, dedupe_key, kind, last_error FROM outbox WHERE dead=1"
+                " ORDER BY id"
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+
+def _row(row: sqlite3.Row) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        dedupe_key=row["dedupe_key"],
+        kind=row["kind"],
+        text=row["text"],
+        buttons=tuple(tuple(r) for r in json.loads(row["buttons"])),
+        photo=row["photo"],
+        attempts=row["attempts"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )

@@ -1,0 +1,101 @@
+"""The values the repositories take and return."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A message to write to the outbox: who gets it, what it says, what it covers."""
+
+    chat_id: int
+    dedupe_key: str
+    kind: str
+    text: str
+    buttons: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+    photo: bytes | None = None
+    run_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A pending outbox message as stored."""
+
+    id: int
+    chat_id: int
+    dedupe_key: str
+    kind: str
+    text: str
+    buttons: tuple[tuple[Mapping[str, Any], ...], ...]
+    photo: bytes | None
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectState:
+    """The monitor's bookkeeping of one watched project."""
+
+    entity: str
+    project: str
+    watermark: datetime | None
+    baseline_done: bool
+    last_poll_at: datetime | None
+    last_ok_at: datetime | None
+    last_error: str | None
+    failures: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """A `wandb agent` process the bot started, as stored."""
+
+    id: int
+    sweep_path: str
+    idx: int
+    pid: int
+    pgid: int
+    cmdline: tuple[str, ...]
+    log_path: str
+    gpus: str
+    started_at: datetime
+    ended_at: datetime | None
+    exit_code: int | None
+    reported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRecord:
+    """A sweep the bot started from a chat."""
+
+    path: str
+    name: str
+    chat_id: int
+    count: int
+    agents: int
+    gpus: str
+    started_by: int | None
+    started_at: datetime
+    card_message_id: int | None
+    card_text: str | None
+    finished_at: datetime | None
+    failures: tuple[datetime, ...]
+    breaker_tripped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRecord:
+    """What a short callback token stands for."""
+
+    token: str
+    action: str
+    target: str
+    chat_id: int | None
+    user_id: int | None
+    created_at: datetime
+    expires_at: datetime | None
