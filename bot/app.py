@@ -23,6 +23,8 @@ from bot.delivery import CALLBACK_PREFIX, Delivery
 from bot.digests import DigestService
 from bot.domain.control import render_stop_confirmed
 from bot.domain.events import StallPolicy
+from bot.domain.format import STATE_MARKERS
+from bot.domain.notify import subscribed_projects
 from bot.health import HealthServer
 from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
@@ -34,13 +36,17 @@ from handlers import general, insight, runs, stop, sweep, watch
 from handlers.buttons import ButtonAction, button_router
 from wandb_client.agents import AgentSupervisor
 from wandb_client.client import WandbClient
-from wandb_client.errors import WandbError
+from wandb_client.error_mapping import in_words
+from wandb_client.errors import WandbError, WandbNotFoundError
 
 log = logging.getLogger(__name__)
 
 # Buttons of messages older than this answer "expired", and runs that ended and stayed
 # unchanged this long are forgotten: keeps the store small on a bot that runs for years.
 CALLBACK_LIFETIME = timedelta(days=30)
+# `check` is a person at a terminal: W&B gets this long to answer, not the bot's timeout.
+CHECK_TIMEOUT_S = 4.0
+CHECK_START_S = 20.0
 
 BotApplication = Application[Any, BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 
@@ -266,6 +272,22 @@ async def close_services(application: BotApplication) -> None:
     services.store.close()
 
 
+async def check_projects(wandb: WandbClient, lab: LabConfig) -> list[str]:
+    """Return one line per watched project: its newest run, or why W&B cannot show it."""
+    paths = sorted({path for chat in lab.chats for path in subscribed_projects(lab, chat.id)})
+    lines = []
+    for path in paths:
+        entity, project = path.split("/", 1)
+        try:
+            newest = await wandb.recent_runs(entity, project, limit=1)
+        except WandbNotFoundError as exc:
+            lines.append(f"  {STATE_MARKERS['attention']} {path}: {in_words(exc)}")
+            continue
+        last = f"newest run {newest[0].display_name}" if newest else "no runs"
+        lines.append(f"  {path}: ok, {last}")
+    return lines
+
+
 def run(settings: Settings, lab: LabConfig) -> None:
     """Run the bot until it is stopped by a signal."""
     application = build(settings, lab)
@@ -285,13 +307,25 @@ async def check(settings: Settings, lab: LabConfig) -> int:
 
     ok = True
     print(f"lab file: {settings.lab_file} ok ({len(lab.chats)} chats, {len(lab.sweeps)} sweeps)")
-    wandb = build_wandb_client(settings, lab)
+    # A person waits at the terminal: one short attempt says "unreachable" in seconds.
+    timeout = min(settings.wandb_timeout, CHECK_TIMEOUT_S)
+    wandb = WandbClient(
+        settings.wandb_api_key.get_secret_value(),
+        base_url=settings.wandb_base_url,
+        default_entity=lab.entity,
+        timeout=timeout,
+        # Starting wandb-core takes seconds on a busy host; only W&B's answer is timed.
+        margin=CHECK_START_S,
+    )
+    where = settings.wandb_base_url or "api.wandb.ai"
     try:
         viewer = await wandb.viewer()
-        print(f"W&B: ok, signed in as {viewer} at {settings.wandb_base_url or 'api.wandb.ai'}")
+        print(f"W&B: ok, signed in as {viewer} at {where}")
+        for line in await check_projects(wandb, lab):
+            print(line)
     except WandbError as exc:
         ok = False
-        print(f"W&B: FAILED: {exc}")
+        print(f"W&B: FAILED: {in_words(exc)} at {where} (within {timeout:g} s)")
     finally:
         await wandb.close()
     bot = Bot(

@@ -20,6 +20,7 @@ from bot.store import OutboxItem, Store
 from config import LabConfig
 from config.lab import DigestConfig
 from wandb_client.client import WandbClient
+from wandb_client.error_mapping import in_words
 from wandb_client.errors import WandbError, WandbNotFoundError
 from wandb_client.models import RunSnapshot, SweepSnapshot
 
@@ -148,11 +149,25 @@ class DigestService:
         since = last or now - FIRST_WINDOW
         projects: dict[str, list[RunSnapshot]] = {}
         sweeps: list[tuple[SweepSnapshot, int]] = []
-        for entity, project in self._projects(chat_id):
-            runs = await self._project_runs(entity, project, since)
-            found, members = await self._sweeps(entity, project, runs)
+        unreadable: dict[str, str] = {}
+        failures: list[WandbError] = []
+        paths = self._projects(chat_id)
+        for entity, project in paths:
+            try:
+                runs = await self._project_runs(entity, project, since)
+                found, members = await self._sweeps(entity, project, runs)
+            except WandbError as exc:
+                # One project W&B cannot answer for is one line, not a lost digest.
+                log.info("digest of chat %s: %s/%s unreadable: %s", chat_id, entity, project, exc)
+                unreadable[project] = in_words(exc)
+                if not isinstance(exc, WandbNotFoundError):
+                    failures.append(exc)
+                continue
             projects[project] = _merge(runs, members)
             sweeps += found
+        if paths and len(failures) == len(paths):
+            # W&B itself is down: no digest rather than one saying only that.
+            raise failures[-1]
         chat = self._lab.chat(chat_id)
         return build_digest(
             chat_title=chat.title if chat else "this chat",
@@ -163,6 +178,7 @@ class DigestService:
             since=since,
             now=now,
             ui_url=self._ui_url,
+            unreadable=unreadable,
         )
 
     def timezone(self, chat_id: int) -> ZoneInfo:

@@ -22,9 +22,10 @@ from bot.domain.plots import (
     plot_metrics,
     render_run_plot_caption,
     render_sweep_plot_caption,
-    series_from_history,
+    series_from_points,
     sweep_parameters,
     sweep_points,
+    unknown_metrics_text,
 )
 from bot.store import Store
 from config import LabConfig
@@ -183,10 +184,12 @@ class InsightService:
                     f'No run "{ref.run_id}" in {ref.project}.', USAGES["plot"]
                 ) from None
         metrics = plot_metrics(run, self._lab.project(ref.project), request.metrics)
-        rows = await self._wandb.history(
-            ref.entity, ref.project, ref.run_id, samples=HISTORY_SAMPLES
+        history = await self._wandb.metric_history(
+            ref.entity, ref.project, ref.run_id, metrics, samples=HISTORY_SAMPLES
         )
-        series = series_from_history(rows, metrics)
+        series = series_from_points(history, metrics)
+        if request.metrics and not any(series.values()):
+            raise UsageError(unknown_metrics_text(run, metrics), USAGES["plot"])
         # The title has room for about 60 characters at the chart's font size.
         title = f"{truncate(run.display_name, 36)} · {truncate(run.project, 22)}"
         png = await asyncio.to_thread(metric_curves_png, title, series)

@@ -42,6 +42,8 @@ class PollOutcome:
     enqueued: int
     next_delay: float
     error: str | None = None
+    # W&B answered that the project does not exist (yet): /status shows it as a problem.
+    missing: bool = False
 
 
 def to_outbox(notification: Notification) -> OutboxItem:
@@ -223,7 +225,15 @@ class Monitor:
                 await hook(entity, project, events)
             except Exception:
                 log.exception("event hook failed for %s/%s", entity, project)
-        return PollOutcome(entity, project, True, tuple(events), len(ids), self._next_delay(active))
+        return PollOutcome(
+            entity,
+            project,
+            True,
+            tuple(events),
+            len(ids),
+            self._next_delay(active),
+            missing=not found,
+        )
 
     async def _learn_sweeps(self, entity: str, project: str, events: Sequence[RunEvent]) -> None:
         """Learn the parameters of sweeps seen for the first time (one request per sweep)."""

@@ -9,6 +9,7 @@ from bot.domain.render import ProjectHealth, render_status
 from bot.services import BotContext, Services
 from handlers.access import lab_only
 from handlers.common import reply
+from wandb_client.error_mapping import in_words
 
 WELCOME = (
     "👋 I watch the lab's W&amp;B projects and tell this chat when runs finish, fail, "
@@ -42,10 +43,11 @@ async def status_command(update: Update, context: BotContext) -> None:
             ProjectHealth(
                 project=f"{entity}/{project}" if entity != services.lab.entity else project,
                 last_poll=state.last_poll_at if state else None,
-                error=state.last_error if state else None,
+                error=in_words(state.last_error) if state and state.last_error else None,
                 running=None
                 if outcome is None or not outcome.ok
                 else _running(services, entity, project),
+                missing=outcome is not None and outcome.missing,
             )
         )
     health = services.wandb.health
@@ -54,7 +56,8 @@ async def status_command(update: Update, context: BotContext) -> None:
         now=services.clock(),
         outbox_depth=services.store.outbox.counts()["pending"],
         wandb_ok=health.consecutive_failures == 0,
-        wandb_error=health.last_error,
+        wandb_error=in_words(health.last_error) if health.last_error else None,
+        wandb_checked=health.last_success_at is not None,
         agents=len(services.store.agents.all(live_only=True)),
     )
     await reply(update, text)

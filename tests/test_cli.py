@@ -103,9 +103,31 @@ async def test_check_reports_w_and_b_and_telegram_ok(tmp_path: Path) -> None:
         code, out, err = await run_check(env)
         assert code == 0, (out, err[-2000:])
         assert "W&B: ok, signed in as lab" in out and "Telegram: ok, bot @lab_bot" in out
+        # The lab's project has no runs yet: W&B does not know it, and check says so.
+        assert "⚠️ lab/wine-quality-dev: not found in W&B" in out
         assert env["WANDB_API_KEY"] not in out + err
         code, out, _ = await run_check({**env, "WANDB_API_KEY": "not-a-key"})
         assert code == 1 and "W&B: FAILED" in out
     finally:
         await h.telegram.stop()
         await asyncio.to_thread(h.wandb.stop)
+
+
+async def test_check_says_w_and_b_is_unreachable_in_words_within_seconds(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    await h.start_servers()
+    try:
+        kept = ("WTB_LAB_FILE", "WTB_TELEGRAM_API_URL", "WTB_DATA_DIR")
+        env = {k: v for k, v in h.env().items() if not k.startswith("WTB_") or k in kept}
+        await asyncio.to_thread(h.wandb.stop)  # nothing listens on its port any more
+        started = asyncio.get_running_loop().time()
+        # With the bot's own patience (60 s here) check would wait a minute for a dead server.
+        code, out, err = await run_check({**env, "WTB_WANDB_TIMEOUT": "60"})
+        took = asyncio.get_running_loop().time() - started
+        assert code == 1, (out, err[-2000:])
+        assert "W&B: FAILED: W&B did not answer at http://127.0.0.1:" in out
+        assert "Error" not in out and "Telegram: ok" in out
+        # A few seconds for W&B; the rest is interpreter, imports and wandb-core start-up.
+        assert took < 40, took
+    finally:
+        await h.telegram.stop()

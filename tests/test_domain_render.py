@@ -348,13 +348,22 @@ def test_status_lists_projects_and_health():
         ProjectHealth(HOSTILE, None, error=HOSTILE),
     ]
     text = render_status(
-        items, now=T0, outbox_depth=3, wandb_ok=False, wandb_error="timeout", tz=UTC
+        items, now=T0, outbox_depth=3, wandb_ok=False, wandb_error="W&B did not answer", tz=UTC
     )
     assert check_html(text).splitlines() == [
-        "⚠️ W&B unreachable: timeout",
+        "⚠️ W&B did not answer",
         "wine: polled 14:01 (30s ago) · 2 running",
         f"{HOSTILE}: not polled yet · ⚠️ {HOSTILE}",
         "outbox: 3 waiting · agents: 0",
+    ]
+
+
+def test_status_before_any_answer_does_not_claim_w_and_b_is_reachable():
+    items = [ProjectHealth("wine", T0, missing=True)]
+    text = render_status(items, now=T0, outbox_depth=0, wandb_ok=True, wandb_checked=False)
+    assert check_html(text).splitlines()[:2] == [
+        "⏳ W&B not asked yet",
+        "wine: polled 14:02 (0s ago) · ⚠️ not found in W&B (no run logged there yet?)",
     ]
 
 

@@ -163,3 +163,29 @@ async def test_digest_command_posts_one_now(tmp_path: Path) -> None:
         services = h.application.bot_data.services  # type: ignore[union-attr]
         # A look on demand does not move the scheduled digest's window.
         assert services.store.digests.state(LAB_CHAT) == (None, {})
+
+
+async def test_a_project_without_runs_is_one_line_not_a_lost_digest(tmp_path: Path) -> None:
+    # lab.example.yaml as shipped: wine-quality-prod has no runs, so W&B does not know it.
+    lab = lab_data(
+        chats=[{"id": LAB_CHAT, "name": "ml-alerts", "projects": [PROJECT, "wine-quality-prod"]}]
+    )
+    async with Harness(tmp_path, lab=lab) as h:
+        spec = seed(datetime.now(UTC))
+        spec["runs"] = [r for r in spec["runs"] if r["project"] != QUIET]
+        h.wb.seed(spec)
+        h.say("/digest")
+        digest = await h.wait_for_text("🗓 digest · ml-alerts", timeout=15)
+        lines = (digest.text or "").split("\n")
+        assert any(line.startswith("wine-quality-dev: ") and "✅" in line for line in lines)
+        assert (
+            "wine-quality-prod: ⚠️ not found in W&B (a project appears with its first run)" in lines
+        )
+
+        assert h.application is not None
+        outcomes = h.application.bot_data.services.polls.last_outcome
+        await h.wait_until(lambda: (ENTITY, QUIET) in outcomes, what="prod polled")
+        status = await h.reply_to("/status")
+        assert "wine-quality-prod: polled " in (status.text or "")
+        assert "⚠️ not found in W&B" in (status.text or "")
+        assert (status.text or "").startswith("🟢 W&B reachable")

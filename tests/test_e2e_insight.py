@@ -261,3 +261,33 @@ async def test_plot_of_a_run_and_a_sweep_are_legible_pngs(tmp_path: Path) -> Non
 
         unknown = await h.reply_to("/plot wine-quality-dev/nosuchrun")
         assert unknown.photo is None and "\n" not in (unknown.text or "")
+
+
+async def test_plot_keeps_a_sparse_metric_and_names_a_runs_metrics_for_an_unknown_one(
+    tmp_path: Path,
+) -> None:
+    # loss every step, val_acc every 100 steps at 50, 150, …: sampling 500 of the 1,000 rows
+    # without keys dropped nearly every val_acc row, and its "last" with them.
+    history: list[dict[str, Any]] = [{"_step": s, "loss": 1 / (s + 1)} for s in range(1000)]
+    for s in range(50, 1000, 100):
+        history[s]["val_acc"] = 0.5 + s / 2000
+    run = {
+        "entity": ENTITY,
+        "project": PROJECT,
+        "name": "sparse01",
+        "displayName": "rf-sparse",
+        "summary": {"loss": 0.001, "val_acc": 0.975, "_step": 999},
+        "history": history,
+    }
+    async with Harness(tmp_path, lab=unwatched_lab(), flood=False) as h:
+        h.wb.seed({"runs": [run]})
+        plot = await h.reply_to("/plot wine-quality-dev/sparse01 val_acc loss")
+        assert plot.photo is not None
+        assert "last: val_acc 0.9750 · loss 0.001000" in (plot.caption or "")
+        decode_png(h, plot.photo, "plot-sparse.png")
+
+        unknown = await h.reply_to("/plot wine-quality-dev/sparse01 accuracy")
+        assert unknown.photo is None
+        assert 'rf-sparse has no history for "accuracy". Its metrics: loss, val_acc.' in (
+            unknown.text or ""
+        )

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import itertools
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,15 @@ from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
 
+# wandb 0.31's own `Run._sampled_history` document, with as many specs as metrics.
+SAMPLED_HISTORY = """
+query RunSampledHistory($project: String!, $entity: String!, $name: String!, $specs: [JSONString!]!) {
+    project(name: $project, entityName: $entity) {
+        run(name: $name) { sampledHistory(specs: $specs) }
+    }
+}
+"""
+
 T = TypeVar("T")
 
 # The SDK gives up after `timeout`; the margin lets its own error arrive before ours.
@@ -65,6 +75,20 @@ class ClientHealth:
 def _take(iterator: Iterator[T], n: int) -> list[T]:
     # islice stops after n items without asking for an n+1st: no request for a next page.
     return list(itertools.islice(iterator, n))
+
+
+def _points(rows: Any, key: str) -> list[tuple[int, float]]:
+    """Return (step, value) pairs of one sampled-history spec, numbers only, by step."""
+    points = []
+    for row in rows or []:
+        if not isinstance(row, Mapping):
+            continue
+        step, value = row.get("_step"), row.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if isinstance(step, int | float):
+            points.append((int(step), float(value)))
+    return sorted(points)
 
 
 def _next_page(iterator: Iterator[T], n: int, _api: Any) -> list[T]:
@@ -104,13 +128,19 @@ class WandbClient:
         concurrency: int = 4,
         subprocess_env: Mapping[str, str] | None = None,
         batch_size: int = 20,
+        margin: float = TIMEOUT_MARGIN_S,
     ) -> None:
-        """Keep the settings; the SDK is built on first use, in a worker thread."""
+        """Keep the settings; the SDK is built on first use, in a worker thread.
+
+        `margin` is how much longer than `timeout` a call may take before we give up on it:
+        the SDK's own error arrives first, and the first call also starts wandb-core.
+        """
         self._api_key = api_key
         self._base_url = base_url.rstrip("/") if base_url else None
         self._default_entity = default_entity
         self._ui_url = (ui_url or self._base_url or "https://wandb.ai").rstrip("/")
         self._timeout = float(timeout)
+        self._margin = margin
         self._concurrency = max(1, concurrency)
         self._batch_size = max(1, batch_size)
         self._subprocess_extra = dict(subprocess_env or {})
@@ -178,7 +208,7 @@ class WandbClient:
 
         future.add_done_callback(_done)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._timeout + TIMEOUT_MARGIN_S)
+            return await asyncio.wait_for(asyncio.shield(future), self._timeout + self._margin)
         except TimeoutError as exc:
             raise WandbUnavailableError(
                 f"{what}: W&B did not answer within {self._timeout:.0f} s"
@@ -439,6 +469,31 @@ class WandbClient:
                 result.append(HistoryRow(step=int(step) if step is not None else -1, values=values))
             result.sort(key=lambda r: r.step)
             return result
+
+        return await self._sdk(f"history {path}", call)
+
+    async def metric_history(
+        self, entity: str, project: str, run_id: str, keys: Sequence[str], samples: int = 500
+    ) -> dict[str, list[tuple[int, float]]]:
+        """Return each metric's sampled (step, value) points, one request for all of them.
+
+        W&B samples the rows holding every key of a spec, so each metric gets its own spec:
+        a metric logged every 100 steps keeps all its points beside one logged every step.
+        """
+        path = f"{entity}/{project}/{run_id}"
+        specs = [json.dumps({"keys": ["_step", key], "samples": samples}) for key in keys]
+        variables = {"entity": entity, "project": project, "name": run_id, "specs": specs}
+
+        def call(api: Any) -> dict[str, list[tuple[int, float]]]:
+            # The SDK's own `Run.history(keys=…)` sends one spec and needs a `Run` fetch first.
+            data = api._service_api.execute_graphql(SAMPLED_HISTORY, variables)
+            run = (data.get("project") or {}).get("run")
+            if run is None:
+                raise WandbNotFoundError(f"run {path} not found")
+            return {
+                key: _points(rows, key)
+                for key, rows in zip(keys, run.get("sampledHistory") or [], strict=False)
+            }
 
         return await self._sdk(f"history {path}", call)
 

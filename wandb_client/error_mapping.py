@@ -80,3 +80,18 @@ def map_error(exc: BaseException, what: str, *, secret: str | None = None) -> Wa
     if any(isinstance(e, TimeoutError | ConnectionError) for e in _causes(exc)):
         return WandbUnavailableError(f"{what}: {text}")
     return error_class(text, _http_status(exc))(f"{what}: {text}")
+
+
+_WORDS: tuple[tuple[type[WandbError], str], ...] = (
+    (WandbNotFoundError, "not found in W&B (a project appears with its first run)"),
+    (WandbAuthError, "W&B refused the API key"),
+    (WandbUnavailableError, "W&B did not answer"),
+)
+
+
+def in_words(error: WandbError | str) -> str:
+    """Say in a few plain words what an error (or its stored text) means for the user."""
+    kind = type(error) if isinstance(error, WandbError) else error_class(error)
+    return next(
+        (words for cls, words in _WORDS if issubclass(kind, cls)), "W&B refused the request"
+    )

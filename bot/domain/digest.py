@@ -106,6 +106,8 @@ class Digest:
     now: datetime
     projects: tuple[ProjectDigest, ...]
     sweeps: tuple[SweepDigest, ...]
+    # Projects W&B could not answer for, each with why in words: one line each, not a veto.
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -184,8 +186,12 @@ def build_digest(
     since: datetime,
     now: datetime,
     ui_url: str = "",
+    unreadable: Mapping[str, str] | None = None,
 ) -> Digest:
-    """Build a chat's digest from its projects' runs and sweeps (with their done counts)."""
+    """Build a chat's digest from its projects' runs and sweeps (with their done counts).
+
+    `unreadable` maps each project W&B could not answer for to why, in words.
+    """
     project_digests = []
     for name, runs in projects.items():
         settings = lab.project(name)
@@ -228,6 +234,7 @@ def build_digest(
         now=_aware(now),
         projects=tuple(project_digests),
         sweeps=tuple(sweep_digests),
+        unreadable=tuple(sorted((unreadable or {}).items())),
     )
 
 
@@ -305,10 +312,15 @@ def render_digest(digest: Digest, tz: tzinfo | str | None = None) -> str:
     now = digest.now.astimezone(zone)
     since = fmt_since(digest.since.astimezone(zone), now)
     title = f"{STATE_MARKERS['digest']} <b>digest · {esc(truncate(digest.chat_title, 60))}</b>"
+    problems = [
+        f"<b>{esc(truncate(name))}</b>: {STATE_MARKERS['attention']} {esc(why)}"
+        for name, why in digest.unreadable
+    ]
     if digest.empty:
-        return f"{title} · nothing ran {since}"
+        return "\n".join([f"{title} · nothing ran {since}", *problems])
     lines = [f"{title} · {fmt_day(now)}, {since}"]
     lines += [_project_line(p) for p in digest.projects]
+    lines += problems
     running = _running_line(digest.projects)
     if running:
         lines.append(running)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from bot.domain.format import (
 )
 from bot.domain.params import flatten_config
 from config.lab import ProjectConfig
-from wandb_client.models import HistoryRow, RunSnapshot, SweepSnapshot
+from wandb_client.models import RunSnapshot, SweepSnapshot
 
 PLOT_MARKER = "📈"
 SWEEP_MARKER = "🧹"
@@ -37,22 +38,33 @@ def plot_metrics(
     named = [m for m in (settings.metric, *settings.key_metrics) if m]
     if named:
         return tuple(dict.fromkeys(named))[:DEFAULT_CURVES]
-    numeric = sorted(
+    return tuple(run_metrics(run)[:DEFAULT_CURVES])
+
+
+def series_from_points(
+    history: Mapping[str, Sequence[tuple[int, float]]], metrics: Sequence[str]
+) -> Series:
+    """Return each metric's finite (step, value) points, as fetched one spec per metric."""
+    return {
+        m: [(float(step), value) for step, value in history.get(m, ()) if math.isfinite(value)]
+        for m in metrics
+    }
+
+
+def run_metrics(run: RunSnapshot) -> list[str]:
+    """Return the names of the numbers a run logged, W&B's own left out."""
+    return sorted(
         str(k) for k, v in run.summary.items() if not str(k).startswith("_") and is_finite_number(v)
     )
-    return tuple(numeric[:DEFAULT_CURVES])
 
 
-def series_from_history(rows: Sequence[HistoryRow], metrics: Sequence[str]) -> Series:
-    """Return each metric's (step, value) points, leaving out rows without a finite value."""
-    series: Series = {m: [] for m in metrics}
-    for index, row in enumerate(rows):
-        step = row.step if row.step >= 0 else index
-        for metric in metrics:
-            value = row.values.get(metric)
-            if isinstance(value, int | float) and is_finite_number(value):
-                series[metric].append((float(step), float(value)))
-    return series
+def unknown_metrics_text(run: RunSnapshot, asked: Sequence[str]) -> str:
+    """Say that a run logged none of the asked metrics, and name those it did log."""
+    names = ", ".join(f'"{m}"' for m in asked)
+    known = run_metrics(run)
+    logged = ", ".join(truncate(m, 40) for m in known[:20]) if known else "none yet"
+    more = f" (+{len(known) - 20} more)" if len(known) > 20 else ""
+    return f"{truncate(run.display_name)} has no history for {names}. Its metrics: {logged}{more}."
 
 
 def _fit_caption(lines: list[str]) -> str:

@@ -69,6 +69,8 @@ class ProjectHealth:
     last_poll: datetime | None
     error: str | None = None
     running: int | None = None
+    # W&B answered that the project does not exist: a typo, or no run logged there yet.
+    missing: bool = False
 
 
 # --- small pieces -----------------------------------------------------------------------
@@ -546,13 +548,21 @@ def render_status(
     wandb_error: str | None = None,
     agents: int = 0,
     tz: tzinfo | None = None,
+    wandb_checked: bool = True,
 ) -> str:
-    """Render /status: W&B health, each project's last poll, the outbox and agents."""
-    marker = "🟢" if wandb_ok else STATE_MARKERS["attention"]
-    health = "W&amp;B reachable" if wandb_ok else "W&amp;B unreachable"
-    if not wandb_ok and wandb_error:
-        health += f": {esc(truncate(wandb_error, 120))}"
-    lines = [f"{marker} {health}"]
+    """Render /status: W&B health, each project's last poll, the outbox and agents.
+
+    `wandb_error` is already in words; `wandb_checked` is false until W&B first answered
+    (or failed), so a fresh bot does not claim W&B is reachable before asking it.
+    """
+    if not wandb_ok:
+        lines = [
+            f"{STATE_MARKERS['attention']} {esc(truncate(wandb_error or 'W&B unreachable', 120))}"
+        ]
+    elif not wandb_checked:
+        lines = [f"{STATE_MARKERS['pending']} W&amp;B not asked yet"]
+    else:
+        lines = ["🟢 W&amp;B reachable"]
     budget = TELEGRAM_TEXT_LIMIT - 200
     for index, item in enumerate(projects):
         if item.last_poll is None:
@@ -561,11 +571,8 @@ def render_status(
             age = fmt_ago((now - item.last_poll).total_seconds())
             when = f"polled {fmt_clock(item.last_poll, tz)} ({age} ago)"
         running = f" · {item.running} running" if item.running is not None else ""
-        error = (
-            f" · {STATE_MARKERS['attention']} {esc(truncate(item.error, 120))}"
-            if item.error
-            else ""
-        )
+        problem = "not found in W&B (no run logged there yet?)" if item.missing else item.error
+        error = f" · {STATE_MARKERS['attention']} {esc(truncate(problem, 120))}" if problem else ""
         line = f"{_label(item.project)}: {when}{running}{error}"
         if utf16_len("\n".join([*lines, line])) > budget:
             lines.append(f"… and {len(projects) - index} more projects")

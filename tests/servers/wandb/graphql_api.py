@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -170,6 +171,17 @@ def _sample(rows: list[dict[str, Any]], samples: int | None) -> list[dict[str, A
     return [rows[i] for i in picks]
 
 
+def _json_safe(value: Any) -> Any:
+    """Return a history value as W&B's JSON carries it: NaN and infinities as strings.
+
+    These rows travel as JSON objects, not JSON strings, and wandb-core's parser rejects a
+    bare NaN, so the value is spelled out as the Python SDK writes it.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
 class RunNode:
     """Resolve ``Run`` fields."""
 
@@ -254,7 +266,8 @@ class RunNode:
                     continue
                 if keys and not all(k in row for k in keys):
                     continue
-                rows.append({k: row[k] for k in keys} if keys else dict(row))
+                picked = {k: row[k] for k in keys} if keys else dict(row)
+                rows.append({k: _json_safe(v) for k, v in picked.items()})
             out.append(_sample(rows, spec.get("samples")))
         return out
 
