@@ -1,4 +1,4 @@
-"""60 runs ending at once in one project: what reaches a group chat.
+"""200 runs ending at once in one project: what reaches a group chat.
 
 Both ways send to the local Telegram server with its flood model on (about 1 message/s
 per chat with a small burst, 20 a minute per group):
@@ -18,6 +18,7 @@ from pathlib import Path
 from telegram import Bot
 from telegram.error import RetryAfter
 
+from bench.common import Row, table
 from bot.delivery import Delivery
 from bot.domain.events import RunEvent
 from bot.domain.notify import notifications_for
@@ -29,14 +30,14 @@ from wandb_client.models import RunSnapshot
 
 TOKEN = "7000000001:AAbench"
 CHAT = -1001000000002
-RUNS = 60
+RUNS = 200
 
 
-def events() -> list[RunEvent]:
-    """Return 60 run endings of one project, one in ten a failure."""
+def events(runs: int = RUNS) -> list[RunEvent]:
+    """Return `runs` run endings of one project, one in ten a failure."""
     now = datetime.now(UTC)
     out = []
-    for i in range(RUNS):
+    for i in range(runs):
         state = "failed" if i % 10 == 0 else "finished"
         run = RunSnapshot(
             entity="lab",
@@ -53,16 +54,16 @@ def events() -> list[RunEvent]:
     return out
 
 
-async def naive(server: TelegramServer, bot: Bot) -> tuple[int, float]:
+async def naive(server: TelegramServer, bot: Bot, runs: int) -> tuple[int, float]:
     """Send one message per run; count the 429s."""
     started = time.perf_counter()
-    for event in events():
+    for event in events(runs):
         with contextlib.suppress(RetryAfter):  # the naive bot loses what is refused
             await bot.send_message(CHAT, f"run {event.run.display_name} {event.kind}")
     return len(server.bot_messages(CHAT)), time.perf_counter() - started
 
 
-async def ours(server: TelegramServer, bot: Bot) -> tuple[int, float]:
+async def ours(server: TelegramServer, bot: Bot, runs: int) -> tuple[int, float]:
     """Group with the bot's rules and send through its outbox worker."""
     tmp = Path(tempfile.mkdtemp())
     lab = parse_lab(
@@ -70,7 +71,7 @@ async def ours(server: TelegramServer, bot: Bot) -> tuple[int, float]:
     )
     store = Store(tmp / "s.db")
     started = time.perf_counter()
-    notes = notifications_for(events(), lab, ui_url="https://wandb.ai")
+    notes = notifications_for(events(runs), lab, ui_url="https://wandb.ai")
     store.outbox.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
     worker = Delivery(store, bot, lambda: datetime.now(UTC), admins=[], chat_interval=1.0)
     while store.outbox.counts()["pending"]:
@@ -80,28 +81,30 @@ async def ours(server: TelegramServer, bot: Bot) -> tuple[int, float]:
     return len(server.bot_messages(CHAT)), time.perf_counter() - started
 
 
-async def main() -> None:
-    """Print the table."""
-    rows = []
-    for name, way in (
-        ("naive: one message per run", naive),
-        ("ours: grouped, through the outbox", ours),
-    ):
+async def measure(runs: int = RUNS) -> list[Row]:
+    """Return the burst's rows: messages in the chat and 429 answers, ours beside naive."""
+    shown: dict[str, int] = {}
+    flood: dict[str, int] = {}
+    for name, way in (("naive", naive), ("ours", ours)):
         server = TelegramServer(TOKEN)
         await server.start()
         server.add_chat(CHAT, "supergroup", "lab")
         async with Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url) as bot:
-            shown, took = await way(server, bot)
-        rows.append((name, shown, server.stats.too_many_requests, took))
+            shown[name], _ = await way(server, bot, runs)
+        flood[name] = server.stats.too_many_requests
         await server.stop()
-    print(f"{RUNS} runs ending at once, one group chat (local Telegram server, flood model on)")
-    print(
-        f"| {'way':<36} | {'messages shown':>14} | {'429s':>5} | {'runs lost':>9} | {'seconds':>7} |"
-    )
-    print(f"|{'-' * 38}|{'-' * 16}|{'-' * 7}|{'-' * 11}|{'-' * 9}|")
-    for name, shown, flood, took in rows:
-        lost = max(0, RUNS - shown) if name.startswith("naive") else 0
-        print(f"| {name:<36} | {shown:>14} | {flood:>5} | {lost:>9} | {took:>7.1f} |")
+    how = "one group chat, Telegram's flood limits on"
+    # The naive bot tries one message a run; each refused one is a run nobody hears of.
+    return [
+        Row(f"{runs}-run burst: messages sent", shown["ours"], runs, "", how),
+        Row(f"{runs}-run burst: 429 answers", flood["ours"], flood["naive"], "", how),
+        Row(f"{runs}-run burst: runs never shown", 0, runs - shown["naive"], "", how),
+    ]
+
+
+async def main() -> None:
+    """Print the table."""
+    print(table(await measure()))
 
 
 if __name__ == "__main__":

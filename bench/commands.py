@@ -67,12 +67,13 @@ async def measure(runs: int, reps: int, naive_best_s: float | None) -> list[Row]
             }
         for command in ("/best", "/runs", "/status"):
             took = await timed_replies(harness, command, reps)
+            naive_ms = naive[command]
             for q in (50, 95):
                 rows.append(
                     Row(
                         f"{command} p{q}, {runs:,} runs",
                         percentile(took, q) * 1000,
-                        None if naive[command] is None else naive[command] * 1000,
+                        None if naive_ms is None else naive_ms * 1000,
                         "ms",
                         f"chat to reply, {reps} times; naive once",
                     )

@@ -42,7 +42,7 @@ def fmt(value: float | None, unit: str) -> str:
     """Format a figure for the table: integers as such, small numbers with decimals."""
     if value is None:
         return "–"
-    if value == int(value) and abs(value) >= 1 or value == 0:
+    if (value == int(value) and abs(value) >= 1) or value == 0:
         text = f"{int(value):,}"
     elif abs(value) >= 100:
         text = f"{value:,.0f}"
@@ -123,6 +123,7 @@ class RemoteWandb:
             text=True,
         )
         assert self._proc.stdout is not None
+        self.pid = self._proc.pid
         self.base_url = self._proc.stdout.readline().split()[-1]
 
     def _call(self, path: str, body: Any = None) -> Any:

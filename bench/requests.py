@@ -64,8 +64,9 @@ async def measure(sizes: Sequence[int], ks: Sequence[int]) -> tuple[list[Row], d
     """Return the rows, and the seconds the naive way took to read every run, by size."""
     rows: list[Row] = []
     naive_seconds: dict[int, float] = {}
-    with ServerThread(WandbServer(heartbeat_timeout=10**6)) as thread, sdk_environment(
-        thread.base_url
+    with (
+        ServerThread(WandbServer(heartbeat_timeout=10**6)) as thread,
+        sdk_environment(thread.base_url),
     ):
         server = thread.server
         client = WandbClient(API_KEY, base_url=thread.base_url, default_entity=ENTITY, timeout=60)
@@ -81,9 +82,7 @@ async def measure(sizes: Sequence[int], ks: Sequence[int]) -> tuple[list[Row], d
                     naive_requests, server, thread.base_url, project
                 )
                 naive_seconds[size] = seconds
-                rows.append(
-                    Row(f"requests: idle poll, {size:,} runs", ours, naive, "", "one poll")
-                )
+                rows.append(Row(f"requests: idle poll, {size:,} runs", ours, naive, "", "one poll"))
             for k in ks:
                 project = f"changed-{k}"
                 server.seed(generate(ENTITY, project, 100))
