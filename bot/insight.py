@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from bot.charts import metric_curves_png, sweep_scatter_png
-from bot.domain.best import BestAnswer, best_answer, normalize_goal, render_config
+from bot.domain.best import BestAnswer, best_answer, choose_goal, render_config
 from bot.domain.commands import (
     USAGES,
     BestRequest,
@@ -142,11 +142,13 @@ class InsightService:
                 f"No metric is set for {project}: name one, e.g. /best {project} accuracy max.",
                 usage,
             )
-        goal: Goal = (
-            request.goal
-            or (sweep.goal if sweep and sweep.goal else None)
-            or ("minimize" if normalize_goal(settings.goal) == "minimize" else "maximize")
-        )
+        goal = choose_goal(
+            metric,
+            asked=request.goal,
+            lab=settings,
+            sweep_metric=sweep.metric if sweep else None,
+            sweep_goal=sweep.goal if sweep else None,
+        ).goal
         runs = await self._wandb.best_runs(
             entity, project, metric, goal, limit=BEST_FETCH, sweep=sweep.id if sweep else None
         )
@@ -204,10 +206,12 @@ class InsightService:
                 "The sweep names no metric: say which, e.g. /plot sweep <id> accuracy.",
                 USAGES["plot"],
             )
-        goal = sweep.goal or settings.goal
+        goal = choose_goal(metric, lab=settings, sweep_metric=sweep.metric, sweep_goal=sweep.goal)
         runs = await self._wandb.sweep_runs(sweep.entity, sweep.project, sweep.id)
-        points, best_index, answer = sweep_points(runs, metric, goal, sweep_parameters(sweep))
-        title = f"sweep {sweep.display_name or sweep.id} · {metric}"
+        points, best_index, answer = sweep_points(runs, metric, goal.goal, sweep_parameters(sweep))
+        title = f"sweep {sweep.display_name or sweep.id} · {metric} ({goal.short}, {goal.source})"
         png = await asyncio.to_thread(sweep_scatter_png, title, metric, points, best_index)
-        caption = render_sweep_plot_caption(sweep, metric, answer, len(points), self._ui_url)
+        caption = render_sweep_plot_caption(
+            sweep, metric, answer, len(points), self._ui_url, goal=goal
+        )
         return Chart(png, caption)

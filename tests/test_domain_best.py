@@ -10,6 +10,7 @@ import pytest
 from bot.domain.best import (
     BestAnswer,
     best_answer,
+    choose_goal,
     fmt_change,
     render_best,
     render_config,
@@ -18,6 +19,7 @@ from bot.domain.best import (
 from bot.domain.format import utf16_len
 from bot.domain.params import flatten_config
 from bot.domain.render import Button
+from config.lab import ProjectConfig
 from tests.servers.telegram.html import parse_html
 from wandb_client.models import RunSnapshot
 
@@ -256,3 +258,39 @@ def test_render_config_large_splits_into_valid_blocks_and_keeps_everything():
     joined = "".join(messages)
     assert all(f"key_{i:04d} = " in joined for i in range(600))
     assert joined.count("&amp;") >= 5000 + 600 * 5
+
+
+@pytest.mark.parametrize(
+    ("metric", "kwargs", "goal", "source"),
+    [
+        ("loss", {}, "minimize", "by its name"),
+        ("val/loss", {}, "minimize", "by its name"),
+        ("train_mse", {}, "minimize", "by its name"),
+        ("eval.perplexity", {}, "minimize", "by its name"),
+        ("accuracy", {}, "maximize", "by its name"),
+        ("lossless_ratio", {}, "maximize", "by its name"),
+        ("loss", {"sweep_metric": "accuracy", "sweep_goal": "maximize"}, "minimize", "by its name"),
+        (
+            "score",
+            {"sweep_metric": "score", "sweep_goal": "minimize"},
+            "minimize",
+            "from the sweep",
+        ),
+        (
+            "score",
+            {
+                "lab": ProjectConfig(metric="score", goal="maximize"),
+                "sweep_metric": "score",
+                "sweep_goal": "minimize",
+            },
+            "maximize",
+            "from the lab file",
+        ),
+        # A lab entry that names the metric but leaves the goal at its default says nothing.
+        ("loss", {"lab": ProjectConfig(metric="loss")}, "minimize", "by its name"),
+        ("loss", {"asked": "maximize"}, "maximize", "as asked"),
+    ],
+)
+def test_goal_comes_from_the_lab_then_the_sweep_then_the_name(metric, kwargs, goal, source):
+    choice = choose_goal(metric, **kwargs)
+    assert (choice.goal, choice.source) == (goal, source)

@@ -291,3 +291,21 @@ async def test_plot_keeps_a_sparse_metric_and_names_a_runs_metrics_for_an_unknow
         assert 'rf-sparse has no history for "accuracy". Its metrics: loss, val_acc.' in (
             unknown.text or ""
         )
+
+
+async def test_plot_sweep_loss_stars_the_lowest_loss_and_says_why(tmp_path: Path) -> None:
+    # The sweep maximizes accuracy; its loss is smallest where accuracy is best, at rf-random-11.
+    seed = sweep_seed()
+    for run in seed["runs"]:
+        if "accuracy" in run["summary"]:
+            run["summary"]["loss"] = 1.0 - run["summary"]["accuracy"]
+    async with Harness(tmp_path, lab=unwatched_lab(), flood=False) as h:
+        h.wb.seed(seed)
+        plot = await h.reply_to(f"/plot sweep {SWEEP_ID} loss")
+        assert plot.photo is not None
+        caption = plot.caption or ""
+        assert "★ best rf-random-11 0.09400" in caption, caption
+        assert "lower is better, by its name" in caption
+        decode_png(h, plot.photo, "plot-sweep-loss.png")
+        best = await h.reply_to(f"/best {SWEEP_ID} loss")
+        assert "by loss (min)" in (best.text or "") and "rf-random-11" in (best.text or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,8 @@ from bot.domain.format import (
 )
 from bot.domain.params import flatten_config, shown_params
 from bot.domain.render import Button, Buttons
-from wandb_client.models import RunSnapshot
+from config.lab import ProjectConfig
+from wandb_client.models import Goal, RunSnapshot
 
 HYPERPARAMS_LIMIT = 160
 KEY_METRICS_LIMIT = 4
@@ -30,6 +32,83 @@ _CONFIG_LINE_LIMIT = 600
 def normalize_goal(goal: str | None) -> str:
     """Return "maximize" or "minimize" for any spelling of a goal (max, min, minimize...)."""
     return "minimize" if goal is not None and goal.lower().startswith("min") else "maximize"
+
+
+# Metric names whose smaller values are better, matched as whole words of the name
+# (`val/loss`, `train_mse`, `eval.perplexity`); anything else is maximized.
+_MINIMIZE_WORDS = frozenset(
+    {
+        "loss",
+        "error",
+        "err",
+        "errors",
+        "mse",
+        "rmse",
+        "mae",
+        "mape",
+        "nll",
+        "perplexity",
+        "ppl",
+        "wer",
+        "cer",
+        "ter",
+        "regret",
+        "latency",
+        "distance",
+        "fid",
+        "bpd",
+        "bpc",
+        "cost",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GoalChoice:
+    """Which way a metric is better, and who said so (shown beside the chart)."""
+
+    goal: Goal
+    source: str
+
+    @property
+    def short(self) -> str:
+        """Return "max" or "min"."""
+        return "min" if self.goal == "minimize" else "max"
+
+    @property
+    def phrase(self) -> str:
+        """Say the goal and its source in words, e.g. "lower is better, by its name"."""
+        better = "lower" if self.goal == "minimize" else "higher"
+        return f"{better} is better, {self.source}"
+
+
+def goal_by_name(metric: str) -> Goal:
+    """Guess a metric's goal from its name: losses, errors, perplexity … are minimized."""
+    words = {w for w in re.split(r"[^a-z0-9]+", metric.lower()) if w}
+    minimize = bool(words & _MINIMIZE_WORDS) or metric.lower().endswith("loss")
+    return "minimize" if minimize else "maximize"
+
+
+def choose_goal(
+    metric: str,
+    *,
+    asked: Goal | None = None,
+    lab: ProjectConfig | None = None,
+    sweep_metric: str | None = None,
+    sweep_goal: Goal | None = None,
+) -> GoalChoice:
+    """Decide a metric's goal: as asked, else the lab file's, else the sweep's, else its name.
+
+    The lab file and the sweep speak only for the metric they name: a sweep that maximizes
+    accuracy says nothing about its loss.
+    """
+    if asked is not None:
+        return GoalChoice(asked, "as asked")
+    if lab is not None and lab.metric == metric and "goal" in lab.model_fields_set:
+        return GoalChoice(lab.goal, "from the lab file")
+    if sweep_metric == metric and sweep_goal is not None:
+        return GoalChoice(sweep_goal, "from the sweep")
+    return GoalChoice(goal_by_name(metric), "by its name")
 
 
 def metric_value(summary: Mapping[str, Any], metric: str) -> float | None:

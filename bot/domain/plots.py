@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.domain.best import BestAnswer, best_answer, metric_value, run_url
+from bot.domain.best import BestAnswer, GoalChoice, best_answer, metric_value, run_url
 from bot.domain.format import (
     TELEGRAM_CAPTION_LIMIT,
     esc,
@@ -125,8 +125,9 @@ def render_sweep_plot_caption(
     answer: BestAnswer | None,
     runs_drawn: int,
     ui_url: str,
+    goal: GoalChoice | None = None,
 ) -> str:
-    """Caption a sweep's scatter: the sweep, its metric, and the best run."""
+    """Caption a sweep's scatter: the sweep, its metric, the best run, and why it is best."""
     name = sweep.display_name or sweep.id
     lines = [
         f"{SWEEP_MARKER} sweep {link(sweep.url, truncate(name, 40))} · {esc(truncate(sweep.project))}"
@@ -137,4 +138,6 @@ def render_sweep_plot_caption(
     else:
         best = link(run_url(answer.run, ui_url), truncate(answer.run.display_name))
         lines.append(f"★ best {best} {fmt_number(answer.value)} · {runs_drawn} runs")
+    if goal is not None:
+        lines.append(esc(goal.phrase))
     return _fit_caption(lines)
