@@ -339,3 +339,14 @@ def test_digest_is_frozen():
     assert isinstance(digest, Digest)
     with pytest.raises(AttributeError):
         digest.chat_title = "x"  # type: ignore[misc]
+
+
+def test_a_crash_declared_after_its_last_heartbeat_counts_in_the_digest_that_saw_it():
+    # Last heartbeat just before the window; W&B declared the crash (updatedAt) inside it.
+    crashed = make_run(
+        "c", "crashed", ended=SINCE - timedelta(minutes=2), updated=SINCE + timedelta(minutes=3)
+    )
+    assert digest_of({"wine-quality-dev": [crashed]}).projects[0].ended == (("crashed", 1),)
+    # …and not again in the digest before, which ended before W&B said "crashed".
+    earlier = digest_of({"wine-quality-dev": [crashed]}, since=SINCE - timedelta(days=1), now=SINCE)
+    assert earlier.projects[0].ended == ()

@@ -125,8 +125,16 @@ def _aware(moment: datetime) -> datetime:
 
 
 def ended_at(run: RunSnapshot) -> datetime | None:
-    """Return when a run last showed life: its last heartbeat, else its last update."""
+    """Return when a run ended, as far as the chat could have heard of it.
+
+    A run that ended by itself ended at its last heartbeat. A crash is known only when W&B
+    gives up waiting for the next one, minutes later, and says so by moving `updatedAt`:
+    counting it at its last heartbeat made a crash just before a digest fall into the
+    window already sent.
+    """
     moment = run.heartbeat_at or run.updated_at
+    if run.state == "crashed" and run.updated_at is not None:
+        moment = max(_aware(run.updated_at), _aware(moment or run.updated_at))
     return _aware(moment) if moment is not None else None
 
 
