@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.charts import digest_png
 from bot.domain.best import normalize_goal
 from bot.domain.digest import ENDED_STATES, Digest, build_digest, render_digest
 from bot.domain.format import STATE_MARKERS, esc, truncate
@@ -199,7 +198,7 @@ class DigestService:
         key = f"digest:{chat_id}:{window}" + ("" if record else ":now")
         items = [OutboxItem(chat_id, key, "digest", text)]
         if not digest.empty:
-            png = await asyncio.to_thread(digest_png, digest)
+            png = await asyncio.to_thread(draw_digest, digest)
             caption = f"{STATE_MARKERS['digest']} {esc(truncate(digest.chat_title, 60))}: runs per project"
             items.append(OutboxItem(chat_id, f"{key}:chart", "digest", caption, photo=png))
         self._store.outbox.enqueue(items, now)
@@ -207,6 +206,13 @@ class DigestService:
             self._store.digests.record(chat_id, now, digest.best_values())
         self._on_enqueued()
         return digest
+
+
+def draw_digest(digest: Digest) -> bytes:
+    """Draw a digest's chart, importing matplotlib (~30 MB) only when a chart is drawn."""
+    from bot.charts import digest_png
+
+    return digest_png(digest)
 
 
 def _merge(first: Sequence[RunSnapshot], more: Sequence[RunSnapshot]) -> list[RunSnapshot]:

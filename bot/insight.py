@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.charts import metric_curves_png, sweep_scatter_png
 from bot.domain.best import BestAnswer, best_answer, choose_goal, render_config
 from bot.domain.commands import (
     USAGES,
@@ -19,6 +19,8 @@ from bot.domain.commands import (
 from bot.domain.format import truncate
 from bot.domain.notify import subscribed_projects
 from bot.domain.plots import (
+    Point,
+    Series,
     plot_metrics,
     render_run_plot_caption,
     render_sweep_plot_caption,
@@ -58,6 +60,21 @@ class Chart:
 
     png: bytes
     caption: str
+
+
+# matplotlib costs ~30 MB and seconds to import: only a bot that draws a chart pays for it.
+def draw_curves(title: str, series: Series) -> bytes:
+    """Draw a run's metric curves (imports matplotlib on first use)."""
+    from bot.charts import metric_curves_png
+
+    return metric_curves_png(title, series)
+
+
+def draw_scatter(title: str, metric: str, points: Sequence[Point], best: int | None) -> bytes:
+    """Draw a sweep's metric against its parameters (imports matplotlib on first use)."""
+    from bot.charts import sweep_scatter_png
+
+    return sweep_scatter_png(title, metric, points, best)
 
 
 def split_path(path: str) -> RunRef:
@@ -194,7 +211,7 @@ class InsightService:
             raise UsageError(unknown_metrics_text(run, metrics), USAGES["plot"])
         # The title has room for about 60 characters at the chart's font size.
         title = f"{truncate(run.display_name, 36)} · {truncate(run.project, 22)}"
-        png = await asyncio.to_thread(metric_curves_png, title, series)
+        png = await asyncio.to_thread(draw_curves, title, series)
         return Chart(png, render_run_plot_caption(run, series, self._ui_url))
 
     async def _plot_sweep(self, request: SweepPlotRequest, chat_id: int | None) -> Chart:
@@ -210,7 +227,7 @@ class InsightService:
         runs = await self._wandb.sweep_runs(sweep.entity, sweep.project, sweep.id)
         points, best_index, answer = sweep_points(runs, metric, goal.goal, sweep_parameters(sweep))
         title = f"sweep {sweep.display_name or sweep.id} · {metric} ({goal.short}, {goal.source})"
-        png = await asyncio.to_thread(sweep_scatter_png, title, metric, points, best_index)
+        png = await asyncio.to_thread(draw_scatter, title, metric, points, best_index)
         caption = render_sweep_plot_caption(
             sweep, metric, answer, len(points), self._ui_url, goal=goal
         )
