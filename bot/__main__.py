@@ -92,9 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     from bot import app
 
-    if args.command == "check":
-        return asyncio.run(app.check(settings, lab))
-    app.run(settings, lab)
+    try:
+        if args.command == "check":
+            return asyncio.run(app.check(settings, lab))
+        app.run(settings, lab)
+    except LabFileError as exc:
+        # What only the built app can tell, e.g. a sweep naming a launcher it lacks.
+        print("wandb-telegram-bot cannot start:", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 

@@ -30,14 +30,15 @@ from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
 from bot.services import BotContext, BotData, Services
 from bot.store import Store
-from bot.sweeps import SweepService
-from config import LabConfig, Settings
+from bot.sweeps import LauncherRegistry, SweepService
+from config import LabConfig, LabFileError, Settings
 from handlers import general, insight, runs, stop, sweep, watch
 from handlers.buttons import ButtonAction, button_router
 from wandb_client.agents import AgentSupervisor
 from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
 from wandb_client.errors import WandbError, WandbNotFoundError
+from wandb_client.local_launcher import LocalLauncher
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,13 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
     digests = DigestService(
         store, wandb, lab, clock, ui_url=settings.ui_url, on_enqueued=delivery.wake
     )
+    launchers = build_launchers(settings, lab)
     sweeps = SweepService(
         settings=settings,
         lab=lab,
         store=store,
         wandb=wandb,
-        supervisor=AgentSupervisor(
-            executable=settings.agent_executable,
-            stagger_s=settings.agent_stagger,
-            check_interval_s=settings.agent_check_interval,
-        ),
+        launchers=launchers,
         polls=polls,
         delivery=delivery,
         bot=application.bot,
@@ -182,6 +180,20 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
     )
     register_handlers(application)
     return application
+
+
+def build_launchers(settings: Settings, lab: LabConfig) -> LauncherRegistry:
+    """Build the launchers sweeps may name in the lab file; refuse a lab file naming others."""
+    local = AgentSupervisor(
+        executable=settings.agent_executable,
+        stagger_s=settings.agent_stagger,
+        check_interval_s=settings.agent_check_interval,
+    )
+    launchers = LauncherRegistry([LocalLauncher(local)])
+    problems = launchers.problems(lab)
+    if problems:
+        raise LabFileError([f"{settings.lab_file}: {p}" for p in problems])
+    return launchers
 
 
 def register_handlers(application: BotApplication) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -235,7 +236,8 @@ class Harness:
         store = Store(db)
         try:
             for agent in store.agents.all(live_only=True):
-                if not is_alive(agent.pid, agent.cmdline):
+                cmdline = json.loads(agent.handle or "{}").get("cmdline", agent.cmdline)
+                if agent.launcher != "local" or not is_alive(agent.pid, cmdline):
                     continue
                 for pid in [agent.pid, *descendants(agent.pid)]:
                     with contextlib.suppress(ProcessLookupError, PermissionError):

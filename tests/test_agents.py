@@ -9,6 +9,7 @@ import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -316,3 +317,39 @@ async def test_real_wandb_agent_runs_the_wine_sweep_against_the_local_server(tmp
         assert {r["state"] for r in runs} == {"finished"}
         assert {r["sweep"] for r in runs} == {"grid0001"}
         assert all("accuracy" in r["summary"] for r in runs)
+
+
+async def test_local_launcher_starts_adopts_and_stops_through_its_handle(
+    fake_wandb, tmp_path, base_env
+):
+    from wandb_client.launcher import LaunchRequest
+    from wandb_client.local_launcher import LocalLauncher, process_of
+
+    launcher = LocalLauncher(AgentSupervisor(executable=fake_wandb, stagger_s=0), host="box")
+    seen: list[Any] = []
+    request = LaunchRequest(
+        sweep_path="lab/wine/abc123",
+        count=3,
+        agents=2,
+        gpus=(1,),
+        workdir=tmp_path,
+        env={**base_env, "FAKE_MODE": "polite"},
+        log_dir=tmp_path / "logs",
+    )
+    agents = await launcher.start(request, seen.append)
+    assert seen == agents and [a.count for a in agents] == [2, 1]
+    assert all(a.kind == "local" and a.where == "box" and a.gpus == (1,) for a in agents)
+    assert [process_of(a).pid for a in agents] == [a.pid for a in agents]
+    states = await launcher.states(agents)
+    assert [s.phase for s in states] == ["running", "running"]
+    for agent in agents:
+        await until(lambda agent=agent: children_from_log(process_of(agent)))
+    # A new bot process finds them from their handles alone.
+    fresh = LocalLauncher(AgentSupervisor(executable=fake_wandb, check_interval_s=0.05))
+    assert [await fresh.adopt(a) for a in agents] == [True, True]
+    ends = await launcher.stop(agents, 5.0)
+    assert [e.code for e in ends] == [130, 130] and all(e.reason == "interrupted" for e in ends)
+    assert [s.phase for s in await launcher.states(agents)] == ["ended", "ended"]
+    # The adopted copies end with no exit code: it belonged to the other process.
+    assert [(await fresh.wait(a)).known for a in agents] == [False, False]
+    assert not await fresh.adopt(agents[0])

@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 from wandb_client.errors import AgentError
+from wandb_client.launcher import split_count
 from wandb_client.processes import wandb_executable
+
+__all__ = ["AgentProcess", "AgentSupervisor", "StopResult", "split_count", "tail_log"]
 
 StopOutcome = Literal["not_running", "exited", "interrupted", "terminated", "killed"]
 _PROC = Path("/proc")
@@ -59,14 +62,6 @@ class StopResult:
     outcome: StopOutcome
     returncode: int | None
     survivors: tuple[int, ...] = field(default=())
-
-
-def split_count(total: int, agents: int) -> list[int]:
-    """Split a sweep's run count over agents so the counts add up to exactly `total`."""
-    if total < 1 or agents < 1:
-        raise ValueError("count and agents must be positive")
-    base, extra = divmod(total, agents)
-    return [base + (1 if i < extra else 0) for i in range(min(agents, total))]
 
 
 def read_cmdline(pid: int) -> tuple[str, ...] | None:

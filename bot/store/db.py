@@ -70,6 +70,14 @@ MIGRATIONS: tuple[str, ...] = (
         chat_id INTEGER PRIMARY KEY, last_sent_at TEXT, best TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # Agents run through launchers (local, slurm): each keeps the launcher's opaque handle.
+    """
+    ALTER TABLE agents ADD COLUMN launcher TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE agents ADD COLUMN handle TEXT NOT NULL DEFAULT '';
+    ALTER TABLE agents ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sweeps ADD COLUMN launcher TEXT NOT NULL DEFAULT 'local';
+    UPDATE agents SET handle = json_object('pid', pid, 'pgid', pgid, 'cmdline', json(cmdline));
+    """,
 )
 
 

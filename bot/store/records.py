@@ -67,6 +67,10 @@ class AgentRecord:
     ended_at: datetime | None
     exit_code: int | None
     reported: bool
+    launcher: str = "local"
+    #: The launcher's opaque handle (JSON by convention), handed back to it to adopt or stop.
+    handle: str = ""
+    host: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,7 @@ class SweepRecord:
     finished_at: datetime | None
     failures: tuple[datetime, ...]
     breaker_tripped: bool
+    launcher: str = "local"
 
 
 @dataclass(frozen=True, slots=True)

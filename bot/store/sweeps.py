@@ -26,7 +26,7 @@ class SweepRepository:
         """Remember a sweep started from a chat."""
         with self._db.tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.path,
                     record.name,
@@ -41,6 +41,7 @@ class SweepRepository:
                     iso(record.finished_at) if record.finished_at else None,
                     json.dumps([iso(t) for t in record.failures]),
                     int(record.breaker_tripped),
+                    record.launcher,
                 ),
             )
 
@@ -91,12 +92,15 @@ class AgentRepository:
         log_path: str,
         gpus: str,
         started_at: datetime,
+        launcher: str = "local",
+        handle: str = "",
+        host: str = "",
     ) -> int:
-        """Remember an agent process; return its record id."""
+        """Remember an agent; return its record id (pid/pgid/cmdline are 0/0/() off-host)."""
         with self._db.tx() as db:
             cur = db.execute(
                 "INSERT INTO agents (sweep_path, idx, pid, pgid, cmdline, log_path, gpus,"
-                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, launcher, handle, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sweep_path,
                     idx,
@@ -106,6 +110,9 @@ class AgentRepository:
                     log_path,
                     gpus,
                     iso(started_at),
+                    launcher,
+                    handle,
+                    host,
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -154,6 +161,7 @@ def _sweep(row: sqlite3.Row) -> SweepRecord:
         finished_at=parse_time(row["finished_at"]),
         failures=tuple(datetime.fromisoformat(t) for t in json.loads(row["failures"])),
         breaker_tripped=bool(row["breaker_tripped"]),
+        launcher=row["launcher"],
     )
 
 
@@ -171,4 +179,7 @@ def _agent(row: sqlite3.Row) -> AgentRecord:
         ended_at=parse_time(row["ended_at"]),
         exit_code=row["exit_code"],
         reported=bool(row["reported"]),
+        launcher=row["launcher"],
+        handle=row["handle"],
+        host=row["host"],
     )
