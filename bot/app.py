@@ -19,6 +19,7 @@ from telegram.ext import (
     Defaults,
 )
 
+from bot.console import FailureExplainer
 from bot.delivery import CALLBACK_PREFIX, Delivery
 from bot.digests import DigestService
 from bot.domain.control import render_stop_confirmed
@@ -161,6 +162,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         )
     monitor.add_hook(sweeps.on_events)
     monitor.set_confirmation_renderer(render_stop_confirmed)
+    monitor.set_explainer(FailureExplainer(wandb.console_tail))
     application.bot_data.bind(
         Services(
             settings=settings,

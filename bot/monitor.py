@@ -21,6 +21,9 @@ EventHook = Callable[[str, str, Sequence[RunEvent]], Awaitable[None]]
 ConfirmationRenderer = Callable[[RunEvent], str]
 
 
+Explainer = Callable[[Sequence[RunEvent]], Awaitable[list[RunEvent]]]
+
+
 class RunSource(Protocol):
     """What the monitor needs of the W&B client."""
 
@@ -108,6 +111,7 @@ class Monitor:
         # Sweep id → its parameter names, looked up once per sweep for notifications.
         self._sweep_params: dict[str, tuple[str, ...]] = {}
         self._confirmation: ConfirmationRenderer | None = None
+        self._explain: Explainer | None = None
         self.polls = 0
 
     def now(self) -> datetime:
@@ -121,6 +125,10 @@ class Monitor:
     def add_hook(self, hook: EventHook) -> None:
         """Call `hook(entity, project, events)` after every poll that found events."""
         self._hooks.append(hook)
+
+    def set_explainer(self, explain: Explainer) -> None:
+        """Let `explain(events)` add why failed and crashed runs ended, before rendering."""
+        self._explain = explain
 
     def set_confirmation_renderer(self, render: ConfirmationRenderer) -> None:
         """Render the message that confirms a stop a user asked for."""
@@ -203,6 +211,8 @@ class Monitor:
         }
         policy = self._stall_policy.for_project(self._lab.project(project))
         events, updated = diff_runs(memory, runs, now, policy, baseline=baseline, news_since=since)
+        if self._explain is not None and events:
+            events = await self._explain(events)
         await self._learn_sweeps(entity, project, events)
         messages, answered = self._messages(entity, project, events, now)
         # The next poll asks for what changed since this one began, less the overlap that

@@ -32,7 +32,7 @@ from wandb_client.errors import (
     WandbRequestError,
     WandbUnavailableError,
 )
-from wandb_client.models import Goal, HistoryRow, RunSnapshot, SweepSnapshot
+from wandb_client.models import ConsoleLine, Goal, HistoryRow, RunSnapshot, SweepSnapshot
 from wandb_client.processes import wandb_env
 from wandb_client.snapshots import run_snapshot, sweep_snapshot
 from wandb_client.sweep_control import SweepAction
@@ -75,6 +75,15 @@ class ClientHealth:
 def _take(iterator: Iterator[T], n: int) -> list[T]:
     # islice stops after n items without asking for an n+1st: no request for a next page.
     return list(itertools.islice(iterator, n))
+
+
+@dataclass(frozen=True, slots=True)
+class _RunPath:
+    """The part of a public-API `Run` that its console reader uses."""
+
+    entity: str
+    project: str
+    id: str
 
 
 def _points(rows: Any, key: str) -> list[tuple[int, float]]:
@@ -496,6 +505,25 @@ class WandbClient:
             }
 
         return await self._sdk(f"history {path}", call)
+
+    async def console_tail(
+        self, entity: str, project: str, run_id: str, last: int = 20
+    ) -> list[ConsoleLine]:
+        """Return the last `last` lines a run wrote to its console, oldest first, one request."""
+        path = f"{entity}/{project}/{run_id}"
+
+        def call(api: Any) -> list[ConsoleLine]:
+            from wandb.apis.public import ConsoleLogs
+
+            # `Run.console_logs(last=N)` without the `Run` query `api.run()` would send first:
+            # the reader needs only the run's path.
+            target = _RunPath(entity, project, run_id)
+            logs = ConsoleLogs(api._service_api, target, last=max(1, last))  # type: ignore[arg-type]
+            return [
+                ConsoleLine(line.number, line.content, line.level, line.timestamp) for line in logs
+            ]
+
+        return await self._sdk(f"console of {path}", call)
 
     async def sweep(self, entity: str, project: str, sweep_id: str) -> SweepSnapshot:
         """Return a sweep's state, objective and run counts."""

@@ -99,3 +99,14 @@ class HistoryRow:
 
     step: int
     values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleLine:
+    """One line a run wrote to its console, as W&B recorded it."""
+
+    number: int
+    text: str
+    # "error" for what the process wrote to stderr, "" otherwise.
+    level: str = ""
+    timestamp: datetime | None = None

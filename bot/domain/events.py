@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.domain.why import FailureReason
 from config.lab import EventKind, ProjectConfig
 from wandb_client.models import TERMINAL_STATES, RunSnapshot
 
@@ -92,6 +93,8 @@ class RunEvent:
     cadence: float | None = None
     stalled_by: StallCause | None = None
     seq: int = 0
+    # Why a failed or crashed run ended, from its console; filled in after the diff.
+    why: FailureReason | None = None
 
     @property
     def dedupe_key(self) -> str:

@@ -26,6 +26,7 @@ from bot.domain.format import (
 )
 from bot.domain.params import shown_params
 from bot.domain.sweeps import progress_bar
+from bot.domain.why import FailureReason
 from config.lab import EventKind, ProjectConfig
 from wandb_client.models import RunSnapshot, SweepSnapshot
 
@@ -35,6 +36,7 @@ VALUE_LIMIT = 32
 MAX_METRICS = 4
 MAX_PARAMS = 6
 MAX_TAGS = 6
+WHY_LIMIT = 160
 MAX_BURST_LINES = 80
 MAX_BURST_PARTS = 4
 _BURST_HEADER_RESERVE = 600
@@ -243,6 +245,7 @@ def render_run_event(
         lines = [
             _header(kind, run),
             f"{name} · {how} at {_step_text(run)}{host}",
+            *_why_lines(event.why),
             f"last: {_metrics_line(last)}" if last else "",
             _git_line(run),
         ]
@@ -258,6 +261,7 @@ def render_run_event(
         lines = [
             _header(kind, run),
             f"{name} · {how} · {_step_text(run)}{host}",
+            *_why_lines(event.why),
             f"last: {_metrics_line(last)}" if last else "",
         ]
         return _fit(lines), _run_buttons(event, "config", "plot")
@@ -284,6 +288,18 @@ def render_run_event(
     idle = fmt_ago(event.idle_for)
     lines = [_header(kind, run), f"{name} · moving again at {_step_text(run)} after {idle} idle"]
     return _fit(lines), _run_buttons(event, "plot")
+
+
+def _why_lines(why: FailureReason | None) -> list[str]:
+    """Say why a run ended: the cause in words, the exception line, else the last output."""
+    if why is None or why.empty:
+        return []
+    cause = f"<b>{esc(why.cause)}</b>" if why.cause else ""
+    if why.exception:
+        code = f"<code>{esc(truncate(why.exception, WHY_LIMIT))}</code>"
+        return [f"{cause} · {code}" if cause else code]
+    lines = [cause] if cause else []
+    return lines + [f"<code>{esc(truncate(line, WHY_LIMIT))}</code>" for line in why.tail]
 
 
 def _heartbeat_note(run: RunSnapshot, now: datetime, tz: tzinfo | None) -> str:

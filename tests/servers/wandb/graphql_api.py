@@ -23,7 +23,16 @@ from graphql import (
 
 from tests.servers.wandb import filters
 from tests.servers.wandb import filters as _filters_mod
-from tests.servers.wandb.store import Project, Run, Store, StoreError, Sweep, b64id, iso
+from tests.servers.wandb.store import (
+    Project,
+    Run,
+    Store,
+    StoreError,
+    Sweep,
+    b64id,
+    console_line,
+    iso,
+)
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 VIEWER_NAME = "me"
@@ -171,6 +180,11 @@ def _sample(rows: list[dict[str, Any]], samples: int | None) -> list[dict[str, A
     return [rows[i] for i in picks]
 
 
+# W&B caps how many log lines one request returns; the SDK documents that a larger tail
+# comes back cut to the newest lines.
+LOG_LINES_CAP = 1000
+
+
 def _json_safe(value: Any) -> Any:
     """Return a history value as W&B's JSON carries it: NaN and infinities as strings.
 
@@ -270,6 +284,37 @@ class RunNode:
                 rows.append({k: _json_safe(v) for k, v in picked.items()})
             out.append(_sample(rows, spec.get("samples")))
         return out
+
+    def logLineCount(self, info: GraphQLResolveInfo) -> int:
+        """Return how many console lines the run has streamed."""
+        return len(self._run.console)
+
+    def logLines(
+        self,
+        info: GraphQLResolveInfo,
+        last: int | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        useImprovedPagination: bool | None = None,
+    ) -> dict[str, Any]:
+        """Return console lines: the newest `last` (what `console_logs(last=N)` asks, one
+        request), or `first` lines after a cursor (the line number, opaque to the SDK)."""
+        lines = [console_line(i, raw) for i, raw in enumerate(self._run.console)]
+        if last is not None:
+            page, more = lines[max(0, len(lines) - min(last, LOG_LINES_CAP)) :], False
+        else:
+            start = int(after) + 1 if after and after.isdigit() else 0
+            size = min(first or LOG_LINES_CAP, LOG_LINES_CAP)
+            page, more = lines[start : start + size], start + size < len(lines)
+        return {
+            "edges": [{"node": line} for line in page],
+            "pageInfo": {
+                "startCursor": str(page[0]["number"]) if page else None,
+                "endCursor": str(page[-1]["number"]) if page else None,
+                "hasNextPage": more,
+                "hasPreviousPage": bool(page) and page[0]["number"] > 0,
+            },
+        }
 
     def parquetHistory(self, info: GraphQLResolveInfo, liveKeys: list[str]) -> dict[str, Any]:
         """Serve all history as live data (no parquet files)."""

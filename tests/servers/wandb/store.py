@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import random
+import re
 import string
 import threading
 import time
@@ -32,6 +33,42 @@ NextParams = Callable[
 ]
 
 STARTUP_GRACE_S = 60.0
+
+
+def record_console(run: Run, stream: Any) -> None:
+    """Apply an `output.log` file_stream chunk: lines from `offset` on, overwriting as W&B does.
+
+    The SDK resends a line at its old offset when a carriage return rewrote it (progress bars).
+    """
+    if not isinstance(stream, Mapping):
+        return
+    offset = int(stream.get("offset") or 0)
+    for i, line in enumerate(stream.get("content") or []):
+        index = offset + i
+        if index < len(run.console):
+            run.console[index] = str(line)
+        else:
+            run.console.extend([""] * (index - len(run.console)))
+            run.console.append(str(line))
+
+
+_CONSOLE_LINE = re.compile(
+    r"^(?P<error>ERROR )?(?P<ts>\d{4}-\d\d-\d\dT[\d:.]+)(?: (?P<text>.*))?$", re.S
+)
+
+
+def console_line(number: int, raw: str) -> dict[str, Any]:
+    """Split a streamed console line into W&B's log-line fields (stderr lines are "error")."""
+    m = _CONSOLE_LINE.match(raw)
+    if m is None:
+        return {"number": number, "timestamp": None, "level": "", "label": "", "line": raw}
+    return {
+        "number": number,
+        "timestamp": m["ts"],
+        "level": "error" if m["error"] else "",
+        "label": "",
+        "line": m["text"] or "",
+    }
 
 
 class StoreError(ValueError):
@@ -112,6 +149,8 @@ class Run:
     last_seen: float | None = None
     streamed: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
+    # output.log as the SDK streams it: one entry per console line, "[ERROR ]<iso> text".
+    console: list[str] = field(default_factory=list)
 
     @property
     def gid(self) -> str:
@@ -464,6 +503,7 @@ class Store:
             if isinstance(summary, Mapping) and summary.get("content"):
                 run.summary = json.loads(summary["content"][-1])
                 changed = True
+            record_console(run, files.get("output.log"))
             events = files.get("wandb-events.jsonl")
             if isinstance(events, Mapping):
                 for line in events.get("content") or []:
@@ -834,6 +874,7 @@ class Store:
             config=wrap_config(r.get("config") or {}),
             summary=dict(r.get("summary") or {}),
             history=[dict(row) for row in r.get("history") or []],
+            console=[str(line) for line in r.get("console") or []],
             tags=list(r.get("tags") or []),
             sweep=r.get("sweep"),
             group=r.get("group"),
