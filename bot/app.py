@@ -117,7 +117,8 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         clock,
         admins=lab.admins,
         idle_wait=settings.delivery_interval,
-        max_attempts=settings.delivery_max_attempts,
+        max_age=settings.delivery_max_age,
+        send_timeout=settings.send_timeout,
     )
     monitor = Monitor(
         store,

@@ -1,4 +1,4 @@
-"""The outbox worker: sends what the store holds, within Telegram's limits, exactly once."""
+"""The outbox worker: sends what the store holds, fairly, within Telegram's limits."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.domain.format import TELEGRAM_CAPTION_LIMIT, esc, utf16_len
+from bot.domain.format import TELEGRAM_CAPTION_LIMIT, esc, fmt_duration, utf16_len
+from bot.domain.pacing import Pacer, SendLimits
 from bot.store import OutboxItem, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,58 @@ class DeliveryStats:
     retried: int = 0
     rate_limited: int = 0
     dead: int = 0
+    expired: int = 0
     migrated: int = 0
     paused: int = 0
+    late: int = 0
+
+
+@dataclass
+class Outage:
+    """Track a run of transport failures: back-off, the warning, and the recovery notice."""
+
+    max_backoff: float
+    warn_after: float
+    since: datetime | None = None
+    failures: int = 0
+    retry_at: datetime | None = None
+    warned: bool = False
+    error: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Tell whether the last send failed in transport."""
+        return self.since is not None
+
+    def failed(self, now: datetime, error: str) -> datetime:
+        """Count a failure; return when the next send may try (doubling, capped)."""
+        if self.since is None:
+            self.since = now
+        self.failures += 1
+        self.error = error
+        delay = min(self.max_backoff, 2.0 ** (self.failures - 1))
+        self.retry_at = now + timedelta(seconds=delay)
+        return self.retry_at
+
+    def should_warn(self, now: datetime) -> bool:
+        """Say once per outage that it has lasted long enough to log a warning."""
+        if self.since is None or self.warned:
+            return False
+        self.warned = (now - self.since).total_seconds() >= self.warn_after
+        return self.warned
+
+    def recovered(self, now: datetime) -> float | None:
+        """End the outage; return how long it lasted if it was long enough to tell."""
+        since, warned = self.since, self.warned
+        self.since, self.failures, self.retry_at, self.warned = None, 0, None, False
+        if since is None:
+            return None
+        lasted = (now - since).total_seconds()
+        return lasted if warned or lasted >= self.warn_after else None
 
 
 class Delivery:
-    """Send due outbox messages one at a time, pacing each chat, until stopped."""
+    """Send due outbox messages to many chats at once, paced under Telegram's limits."""
 
     def __init__(
         self,
@@ -81,18 +128,23 @@ class Delivery:
         admins: Sequence[int],
         chat_interval: float = 1.0,
         idle_wait: float = 1.0,
-        max_attempts: int = 8,
-        max_backoff: float = 300.0,
+        max_age: float = 86400.0,
+        max_backoff: float = 60.0,
+        send_timeout: float = 30.0,
+        warn_after: float = 60.0,
+        concurrency: int = 16,
+        limits: SendLimits | None = None,
     ) -> None:
         self._store = store
         self._bot = bot
         self._clock = clock
         self._admins = tuple(admins)
-        self._chat_interval = chat_interval
         self._idle_wait = idle_wait
-        self._max_attempts = max_attempts
-        self._max_backoff = max_backoff
-        self._next_send: dict[int, datetime] = {}
+        self._max_age = timedelta(seconds=max_age)
+        self._send_timeout = send_timeout
+        self._concurrency = concurrency
+        self._pacer = Pacer(limits or SendLimits(chat_interval=chat_interval))
+        self._outage = Outage(max_backoff=max_backoff, warn_after=warn_after)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.stats = DeliveryStats()
@@ -107,12 +159,24 @@ class Delivery:
             self._task = asyncio.create_task(self._run(), name="outbox-delivery")
 
     async def stop(self) -> None:
-        """Stop the worker; a message being sent is finished first or left pending."""
+        """Stop the worker; messages being sent are left pending and go out after a restart."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def resume(self, chat_id: int) -> None:
+        """Send to a chat that refused the bot again, and tell it what was held meanwhile."""
+        held = self._store.chats.resume(chat_id)
+        if held:
+            now = self._clock()
+            text = f"▶️ back: {held} notification{'s' if held != 1 else ''} held were delivered"
+            stamp = now.strftime("%Y%m%d%H%M%S%f")
+            self._store.outbox.enqueue(
+                [OutboxItem(chat_id, f"back:{chat_id}:{stamp}", "attention", text)], now
+            )
+        self.wake()
 
     async def _run(self) -> None:
         while True:
@@ -127,78 +191,153 @@ class Delivery:
 
     async def drain(self) -> float:
         """Send every message that may go now; return how long until the next may."""
+        sends: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                wait = await self._dispatch(sends)
+                if not sends:
+                    return wait
+                await asyncio.wait(
+                    sends.values(), timeout=max(wait, 0.01), return_when=asyncio.FIRST_COMPLETED
+                )
+                for chat_id, task in list(sends.items()):
+                    if task.done():
+                        del sends[chat_id]
+                        if not task.cancelled() and task.exception() is not None:
+                            log.error(
+                                "sending to chat %s failed", chat_id, exc_info=task.exception()
+                            )
+        finally:
+            for task in sends.values():
+                task.cancel()
+            await asyncio.gather(*sends.values(), return_exceptions=True)
+
+    async def _dispatch(self, sends: dict[int, asyncio.Task[None]]) -> float:
+        """Start sends to chats that may take one now (one at a time a chat, fair order)."""
         now = self._clock()
-        paused = self._store.chats.paused()
-        held: set[int] = set()
+        if self._outage.retry_at is not None and self._outage.retry_at > now:
+            return (self._outage.retry_at - now).total_seconds()
+        # While Telegram is unreachable one message probes it; the rest wait for its answer.
+        room = (1 if self._outage.active else self._concurrency) - len(sends)
+        if room <= 0:
+            return self._idle_wait
+        rows = await asyncio.to_thread(self._store.outbox.due, now, 4 * self._concurrency + 50)
         wait = self._idle_wait
-        for row in await asyncio.to_thread(self._store.outbox.due, now, 100):
-            if row.chat_id in paused or row.chat_id in held:
+        for row in rows:
+            if room <= 0:
+                break
+            if row.chat_id in sends:
                 continue
-            ready_at = self._next_send.get(row.chat_id)
-            if ready_at is not None and ready_at > now:
-                held.add(row.chat_id)
-                wait = min(wait, (ready_at - now).total_seconds())
+            moment = self._clock().timestamp()
+            chat_wait = self._pacer.chat_delay(row.chat_id, moment)
+            if chat_wait > 0:
+                wait = min(wait, chat_wait)
                 continue
-            if not await self._send(row):
-                held.add(row.chat_id)
-            now = self._clock()
-        next_due = self._store.outbox.next_due_at()
-        if next_due is not None:
-            wait = min(wait, max((next_due - now).total_seconds(), 0.05))
+            if (overall := self._pacer.overall_delay(moment)) > 0:
+                await asyncio.sleep(overall)
+                moment = self._clock().timestamp()
+            self._pacer.take(row.chat_id, moment)
+            sends[row.chat_id] = asyncio.create_task(self._send(row))
+            room -= 1
+        if not rows:
+            next_due = await asyncio.to_thread(self._store.outbox.next_due_at)
+            if next_due is not None:
+                wait = min(wait, max((next_due - self._clock()).total_seconds(), 0.05))
         return wait
 
-    async def _send(self, row: OutboxRow) -> bool:
-        """Send one row; return False when its chat must wait."""
+    async def _send(self, row: OutboxRow) -> None:
+        """Send one row and record what Telegram said."""
         now = self._clock()
+        if self._outage.active and now - row.created_at > self._max_age:
+            self._expire(row)
+            return
         try:
             message = await self._deliver(row, now)
         except RetryAfter as exc:
-            retry_after = exc.retry_after
-            seconds = (
-                retry_after.total_seconds()
-                if isinstance(retry_after, timedelta)
-                else float(retry_after)
-            )
-            self.stats.rate_limited += 1
-            until = now + timedelta(seconds=seconds)
-            self._next_send[row.chat_id] = until
-            self._store.outbox.retry_later(
-                row.id, f"flood: retry after {seconds:g}s", until, count=False
-            )
-            return False
+            self._rate_limited(row, exc, self._clock())
         except ChatMigrated as exc:
             self.stats.migrated += 1
             log.info("chat %s became %s; moving its subscriptions", row.chat_id, exc.new_chat_id)
             self._store.chats.migrate(row.chat_id, exc.new_chat_id)
             self.wake()
-            return False
         except Forbidden as exc:
             self._pause(row.chat_id, exc.message, now)
-            return False
         except BadRequest as exc:
             self.stats.dead += 1
             log.warning("giving up on outbox message %s: %s", row.id, exc.message)
             self._store.outbox.dead_letter(row.id, exc.message)
-            return True
-        except (TimedOut, NetworkError) as exc:
-            attempts = row.attempts + 1
-            if attempts >= self._max_attempts:
-                self.stats.dead += 1
-                self._store.outbox.dead_letter(
-                    row.id, f"gave up after {attempts} tries: {exc.message}"
-                )
-                return True
-            self.stats.retried += 1
-            delay = min(self._max_backoff, 2.0**attempts)
-            self._store.outbox.retry_later(row.id, exc.message, now + timedelta(seconds=delay))
-            return False
-        self.stats.sent += 1
-        self._store.outbox.mark_sent(row.id, message.message_id if message else None, self._clock())
-        self._next_send[row.chat_id] = now + timedelta(seconds=self._chat_interval)
-        return True
+        except NetworkError as exc:  # TimedOut too: Telegram may or may not have it
+            self._transport_failed(row, exc, self._clock())
+        else:
+            self.stats.sent += 1
+            self._store.outbox.mark_sent(
+                row.id, message.message_id if message else None, self._clock()
+            )
+            self._recovered()
+
+    def _rate_limited(self, row: OutboxRow, exc: RetryAfter, now: datetime) -> None:
+        retry_after = exc.retry_after
+        seconds = (
+            retry_after.total_seconds()
+            if isinstance(retry_after, timedelta)
+            else float(retry_after)
+        )
+        self.stats.rate_limited += 1
+        self._pacer.hold(row.chat_id, now.timestamp(), seconds)
+        until = now + timedelta(seconds=seconds)
+        self._store.outbox.retry_later(
+            row.id, f"flood: retry after {seconds:g}s", until, count=False
+        )
+
+    def _transport_failed(self, row: OutboxRow, exc: NetworkError, now: datetime) -> None:
+        self.stats.retried += 1
+        if now - row.created_at > self._max_age:
+            self._expire(row)
+            return
+        retry_at = self._outage.failed(now, exc.message)
+        if isinstance(exc, TimedOut):
+            # The send may have reached Telegram: give it time to show before sending again.
+            retry_at = max(retry_at, now + timedelta(seconds=self._send_timeout))
+        self._store.outbox.retry_later(row.id, f"{type(exc).__name__}: {exc.message}", retry_at)
+        log.info("Telegram unreachable (%s); message %s waits", exc.message, row.id)
+        if self._outage.should_warn(now):
+            log.warning(
+                "Telegram has been unreachable for %s (%s); %d notifications waiting",
+                fmt_duration((now - (self._outage.since or now)).total_seconds()),
+                exc.message,
+                self._store.outbox.counts()["pending"],
+            )
+
+    def _recovered(self) -> None:
+        now = self._clock()
+        lasted = self._outage.recovered(now)
+        if lasted is None:
+            return
+        late = 1 + self._store.outbox.counts()["pending"]
+        self.stats.late += late
+        log.warning("Telegram reachable again after %s", fmt_duration(lasted))
+        text = (
+            f"⚠️ Telegram was unreachable for {fmt_duration(lasted)}; "
+            f"{late} notification{'s' if late != 1 else ''} delivered late."
+        )
+        stamp = now.strftime("%Y%m%d%H%M%S%f")
+        self._store.outbox.enqueue(
+            [OutboxItem(a, f"recovered:{a}:{stamp}", "attention", text) for a in self._admins], now
+        )
+
+    def _expire(self, row: OutboxRow) -> None:
+        self.stats.expired += 1
+        log.warning(
+            "giving up on outbox message %s to chat %s: not delivered within %s",
+            row.id,
+            row.chat_id,
+            fmt_duration(self._max_age.total_seconds()),
+        )
+        self._store.outbox.dead_letter(row.id, "expired: Telegram unreachable too long")
 
     async def _deliver(self, row: OutboxRow, now: datetime) -> Message | None:
         markup = keyboard(self._store, row.buttons, now, chat_id=row.chat_id)
+        timeout = self._send_timeout
         if row.photo is None:
             return await self._bot.send_message(
                 row.chat_id,
@@ -206,16 +345,27 @@ class Delivery:
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
                 disable_web_page_preview=True,
+                read_timeout=timeout,
             )
         caption = row.text if 0 < utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
         if row.text and caption is None:
             await self._bot.send_message(
-                row.chat_id, row.text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+                row.chat_id,
+                row.text,
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+                read_timeout=timeout,
             )
             # The text is out; should the photo fail now, a retry sends only the photo.
             self._store.outbox.clear_text(row.id)
         return await self._bot.send_photo(
-            row.chat_id, row.photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup
+            row.chat_id,
+            row.photo,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            read_timeout=timeout,
+            write_timeout=timeout,
         )
 
     def _pause(self, chat_id: int, reason: str, now: datetime) -> None:

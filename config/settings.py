@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     stall_floor: float = Field(default=600.0, gt=0, alias="WTB_STALL_FLOOR")
     stall_factor: float = Field(default=10.0, gt=1, alias="WTB_STALL_FACTOR")
     delivery_interval: float = Field(default=1.0, gt=0, alias="WTB_DELIVERY_INTERVAL")
-    delivery_max_attempts: int = Field(default=8, ge=1, alias="WTB_DELIVERY_MAX_ATTEMPTS")
+    # Telegram unreachable: a message is retried for this long, then given up with a log line.
+    delivery_max_age: float = Field(default=86400.0, gt=0, alias="WTB_DELIVERY_MAX_AGE")
+    # Well above Telegram's usual answer time: a send is repeated only if its answer took longer.
+    send_timeout: float = Field(default=30.0, gt=0, alias="WTB_SEND_TIMEOUT")
 
     max_sweep_count: int = Field(default=500, ge=1, alias="WTB_MAX_SWEEP_COUNT")
     max_agents: int = Field(default=4, ge=1, alias="WTB_MAX_AGENTS")

@@ -66,8 +66,7 @@ def lab_only(handler: Handler) -> Handler:
             return
         if chat.id in services.store.chats.paused():
             # Someone talks to the bot here again: it is no longer blocked or kicked.
-            services.store.chats.resume(chat.id)
-            services.delivery.wake()
+            services.delivery.resume(chat.id)
         await handler(update, context)
 
     return gated

@@ -140,6 +140,8 @@ async def test_start_spreads_gpus_splits_count_and_logs_each_agent(fake_wandb, t
         lines = tail_log(agent.log_path)
         assert f"argv agent --count {count} lab/wine/abc123" in lines
         assert f"cuda {gpu}" in lines
+        assert agent.log_path.stat().st_mode & 0o777 == 0o600  # the lab's logs only
+    assert (tmp_path / "logs").stat().st_mode & 0o777 == 0o700
     assert supervisor.agents == []
 
 

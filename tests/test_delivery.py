@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -138,17 +139,118 @@ async def test_bad_request_is_dead_lettered_with_its_reason(
     assert [m.text for m in telegram.bot_messages(GROUP)] == ["✅ good"]
 
 
-async def test_network_errors_back_off_then_give_up(
+async def test_transport_failures_never_use_up_a_message(
     telegram: TelegramServer, bot: Bot, store: Store
 ) -> None:
-    telegram.inject("sendMessage", "server_error", count=10)
+    # Twelve 5xx in a row: more than the eight tries that used to dead-letter a message.
+    telegram.inject("sendMessage", "server_error", count=12)
     store.outbox.enqueue([msg("a")], now())
-    worker = Delivery(store, bot, now, admins=[], chat_interval=0, max_attempts=2, max_backoff=0.0)
+    worker = Delivery(store, bot, now, admins=[], chat_interval=0, max_backoff=0.0)
     await worker.drain()
-    assert worker.stats.retried == 1 and store.outbox.counts()["pending"] == 1
+    assert worker.stats.retried == 12 and store.outbox.dead_letters() == []
+    assert [m.text for m in telegram.bot_messages(GROUP)] == ["✅ a"]
+
+
+async def test_outage_is_logged_and_told_to_admins_once_when_it_ends(
+    telegram: TelegramServer, bot: Bot, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    telegram.inject("*", "server_error", count=10**6)
+    store.outbox.enqueue([msg("a"), msg("b"), msg("c", chat=ADMIN)], now())
+    worker = Delivery(
+        store, bot, now, admins=[ADMIN], chat_interval=0, max_backoff=0.05, warn_after=0.3
+    )
+    worker.start()
+    try:
+        await telegram.wait_for(lambda: worker.stats.retried >= 5, timeout=5)
+        await asyncio.sleep(0.4)
+        telegram.faults.clear()
+        await telegram.wait_for(lambda: len(telegram.bot_messages(ADMIN)) == 2, timeout=10)
+        await telegram.wait_for(lambda: len(telegram.bot_messages(GROUP)) == 2, timeout=10)
+        await asyncio.sleep(0.5)
+    finally:
+        await worker.stop()
+    notices = [
+        m.text or "" for m in telegram.bot_messages(ADMIN) if "unreachable" in (m.text or "")
+    ]
+    assert len(notices) == 1, notices
+    assert "3 notifications delivered late" in notices[0]
+    assert store.outbox.dead_letters() == []
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Telegram has been unreachable for" in r.getMessage() for r in warnings)
+    assert sum("reachable again" in r.getMessage() for r in warnings) == 1
+
+
+async def test_message_older_than_max_age_is_given_up_with_a_log_line(
+    telegram: TelegramServer, bot: Bot, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    telegram.inject("sendMessage", "server_error", count=3)
+    store.outbox.enqueue([msg("old")], now() - timedelta(hours=25))
+    worker = Delivery(store, bot, now, admins=[], chat_interval=0, max_backoff=0.0)
     await worker.drain()
-    assert store.outbox.counts()["dead"] == 1
-    assert "gave up after 2 tries" in store.outbox.dead_letters()[0]["last_error"]
+    [dead] = store.outbox.dead_letters()
+    assert dead["dedupe_key"] == "old" and "expired" in dead["last_error"]
+    assert any("not delivered within 1d 00h" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_slow_answer_within_the_send_timeout_is_not_repeated(
+    telegram: TelegramServer, bot: Bot, store: Store
+) -> None:
+    # Slower than python-telegram-bot's 5 s default read timeout, well within ours.
+    telegram.inject("sendMessage", "slow_response", count=1, delay=5.5)
+    store.outbox.enqueue([msg("a")], now())
+    worker = delivery(store, bot)
+    await worker.drain()
+    assert worker.stats.retried == 0 and worker.stats.sent == 1
+    assert [m.text for m in telegram.bot_messages(GROUP)] == ["✅ a"]
+
+
+async def test_after_a_timeout_the_resend_waits_the_send_timeout(
+    telegram: TelegramServer, bot: Bot, store: Store
+) -> None:
+    telegram.inject("sendMessage", "slow_response", count=1, delay=1.0)
+    store.outbox.enqueue([msg("a")], now())
+    worker = Delivery(
+        store, bot, now, admins=[], chat_interval=0, max_backoff=0.0, send_timeout=0.4
+    )
+    started = now()
+    await worker.drain()
+    assert worker.stats.retried == 1 and store.outbox.due(now()) == []
+    retry_at = store.outbox.next_due_at()
+    assert retry_at is not None and retry_at >= started + timedelta(seconds=0.4)
+
+
+async def test_due_messages_go_fairly_across_chats_and_concurrently(
+    telegram: TelegramServer, bot: Bot, store: Store
+) -> None:
+    other = -1001000000002
+    telegram.add_chat(other, "supergroup", "other")
+    telegram.inject("sendMessage", "delay", count=10**6, delay=0.2)
+    busy = [msg(f"busy{i}") for i in range(150)]
+    store.outbox.enqueue([*busy, msg("quiet", chat=other)], now())
+    worker = Delivery(store, bot, now, admins=[], chat_interval=0.5)
+    started = asyncio.get_running_loop().time()
+    await worker.drain()
+    # The quiet chat's one message went beside the busy chat's first, not behind its 150.
+    assert len(telegram.bot_messages(other)) == 1
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert len(telegram.bot_messages(GROUP)) == 1
+
+
+async def test_chat_that_comes_back_is_told_what_was_held(
+    telegram: TelegramServer, bot: Bot, store: Store
+) -> None:
+    telegram.block_chat(GROUP, "kicked")
+    store.outbox.enqueue([msg("a"), msg("b")], now())
+    worker = delivery(store, bot)
+    await worker.drain()
+    telegram.unblock_chat(GROUP)
+    worker.resume(GROUP)
+    await worker.drain()
+    texts = [m.text for m in telegram.bot_messages(GROUP)]
+    assert texts == ["✅ a", "✅ b", "▶️ back: 2 notifications held were delivered"]
+    worker.resume(GROUP)  # not paused any more: nothing to tell
+    await worker.drain()
+    assert len(telegram.bot_messages(GROUP)) == 3
 
 
 async def test_photo_with_long_text_goes_as_text_then_photo(

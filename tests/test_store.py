@@ -245,3 +245,53 @@ def test_memory_of_chosen_runs_unfinished_runs_and_pruning(store: Store) -> None
     assert sorted(store.runs.unfinished("lab", "p")) == ["lab/p/a", "lab/p/c"]
     assert store.runs.prune(NOW + timedelta(days=1)) == 1
     assert set(store.runs.memory("lab", "p")) == {"lab/p/a", "lab/p/c"}
+
+
+def test_due_takes_chats_in_turn_oldest_first_within_each(store: Store) -> None:
+    store.outbox.enqueue([item(f"busy{i}", chat=-1) for i in range(150)], NOW)
+    store.outbox.enqueue([item("quiet1", chat=-2), item("quiet2", chat=-2)], NOW)
+    store.outbox.enqueue([item("late", chat=-3)], NOW)
+    due = [row.dedupe_key for row in store.outbox.due(NOW, 100)]
+    assert due[:6] == ["busy0", "quiet1", "late", "busy1", "quiet2", "busy2"]
+    assert len(due) == 100
+
+
+def test_a_chat_whose_oldest_message_must_wait_keeps_its_order(store: Store) -> None:
+    first, _ = store.outbox.enqueue([item("first"), item("second")], NOW)
+    store.outbox.retry_later(first, "timed out", NOW + timedelta(seconds=30))
+    assert store.outbox.due(NOW) == []
+    assert store.outbox.next_due_at() == NOW + timedelta(seconds=30)
+    later = NOW + timedelta(seconds=30)
+    assert [r.dedupe_key for r in store.outbox.due(later)] == ["first", "second"]
+
+
+def test_resuming_a_chat_counts_what_was_held(store: Store) -> None:
+    store.chats.pause(-1, "kicked")
+    store.outbox.enqueue([item("a", chat=-1), item("b", chat=-1), item("c", chat=-2)], NOW)
+    assert store.chats.resume(-1) == 2
+    assert store.chats.resume(-1) == 0  # no longer paused
+
+
+def test_data_directory_and_database_files_are_private_whatever_the_umask(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    old = os.umask(0)
+    try:
+        store = Store(data / "bot.sqlite3")
+        store.outbox.enqueue([item("a")], NOW)  # the WAL and its index exist from here
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir()}
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert modes == {"bot.sqlite3": 0o600, "bot.sqlite3-wal": 0o600, "bot.sqlite3-shm": 0o600}
+    store.close()
+
+
+def test_an_existing_world_readable_data_directory_is_made_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    (data / "bot.sqlite3").touch(mode=0o644)
+    Store(data / "bot.sqlite3").close()
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "bot.sqlite3").stat().st_mode & 0o777 == 0o600

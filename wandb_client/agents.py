@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from wandb_client.errors import AgentError
+from wandb_client.files import open_private, private_dir
 from wandb_client.launcher import split_count
 from wandb_client.processes import wandb_executable
 
@@ -198,7 +199,7 @@ class AgentSupervisor:
         """
         counts = split_count(count, agents)
         executable = self._executable or wandb_executable()
-        await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, log_dir)
         started: list[AgentProcess] = []
         for index, agent_count in enumerate(counts):
             if index and self._stagger_s > 0:
@@ -240,7 +241,7 @@ class AgentSupervisor:
         sweep_id = sweep_path.rstrip("/").rsplit("/", 1)[-1]
         log_path = log_dir / f"{sweep_id}-{index}-{started_at:%Y%m%dT%H%M%S%fZ}.log"
         try:
-            with log_path.open("ab") as log_file:
+            with open_private(log_path) as log_file:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
                     stdin=asyncio.subprocess.DEVNULL,

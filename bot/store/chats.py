@@ -58,10 +58,20 @@ class ChatRepository:
             )
             return True
 
-    def resume(self, chat_id: int) -> None:
-        """Send to a chat again."""
+    def resume(self, chat_id: int) -> int:
+        """Send to a chat again; return how many of its messages were held meanwhile."""
         with self._db.tx() as db:
-            db.execute("UPDATE chats SET paused_reason=NULL WHERE chat_id=?", (chat_id,))
+            cur = db.execute(
+                "UPDATE chats SET paused_reason=NULL WHERE chat_id=? AND paused_reason IS NOT NULL",
+                (chat_id,),
+            )
+            if cur.rowcount == 0:
+                return 0
+            row = db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE chat_id=? AND sent_at IS NULL AND dead=0",
+                (chat_id,),
+            ).fetchone()
+            return int(row[0])
 
     def paused(self) -> dict[int, str]:
         """Return the paused chats and why."""

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from wandb_client.files import private_dir, private_file
+
 # Each entry moves the schema one version on; never edit an entry that has shipped.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -78,6 +80,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sweeps ADD COLUMN launcher TEXT NOT NULL DEFAULT 'local';
     UPDATE agents SET handle = json_object('pid', pid, 'pgid', pgid, 'cmdline', json(cmdline));
     """,
+    # The outbox worker reads only unsent rows, by chat: keep them apart from sent history.
+    """
+    CREATE INDEX outbox_unsent ON outbox (chat_id, id) WHERE sent_at IS NULL AND dead=0;
+    """,
 )
 
 
@@ -97,7 +103,12 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Runs, configs and chat ids are the lab's business only: 0700 and 0600.
+            private_dir(Path(path).parent)
+            for suffix in ("", "-wal", "-shm"):
+                file = Path(self.path + suffix)
+                if not suffix or file.exists():
+                    private_file(file)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row

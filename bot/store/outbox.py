@@ -11,6 +11,16 @@ from typing import Any
 from bot.store.db import Database, iso, parse_time
 from bot.store.records import OutboxItem, OutboxRow
 
+# Pending messages of chats that take them, each with its turn in its chat and the moment
+# it and every older message of its chat may go.
+_PENDING = (
+    "WITH pending AS (SELECT *,"
+    " ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS turn,"
+    " MAX(not_before) OVER (PARTITION BY chat_id ORDER BY id ROWS UNBOUNDED PRECEDING)"
+    " AS ready_at FROM outbox WHERE sent_at IS NULL AND dead=0"
+    " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL))"
+)
+
 
 def insert_messages(
     db: sqlite3.Connection, messages: Sequence[OutboxItem], now: datetime
@@ -67,13 +77,14 @@ class OutboxRepository:
             return insert_messages(db, list(messages), now)
 
     def due(self, now: datetime, limit: int = 50) -> list[OutboxRow]:
-        """Return pending messages whose time has come, oldest first; paused chats wait."""
+        """Return messages that may go now, fairly: each chat's oldest first, chat by chat.
+
+        A message is due once it and every older message of its chat are due, so a chat's
+        messages keep their order; chats that refused the bot wait until they come back.
+        """
         with self._db.read() as db:
             rows = db.execute(
-                "SELECT * FROM outbox WHERE sent_at IS NULL AND dead=0 AND not_before<=?"
-                # Chats that refused the bot wait; their messages stay until they come back.
-                " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL)"
-                " ORDER BY id LIMIT ?",
+                f"{_PENDING} SELECT * FROM pending WHERE ready_at<=? ORDER BY turn, id LIMIT ?",  # noqa: S608
                 (iso(now), limit),
             ).fetchall()
         return [_row(row) for row in rows]
@@ -81,11 +92,17 @@ class OutboxRepository:
     def next_due_at(self) -> datetime | None:
         """Return when the earliest pending message may be sent."""
         with self._db.read() as db:
-            row = db.execute(
-                "SELECT MIN(not_before) AS t FROM outbox WHERE sent_at IS NULL AND dead=0"
-                " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL)"
-            ).fetchone()
+            row = db.execute(f"{_PENDING} SELECT MIN(ready_at) AS t FROM pending").fetchone()  # noqa: S608
         return parse_time(row["t"])
+
+    def waiting(self, now: datetime) -> int:
+        """Return how many messages written before `now` wait for chats that take them."""
+        with self._db.read() as db:
+            row = db.execute(
+                f"{_PENDING} SELECT COUNT(*) FROM pending WHERE created_at<=?",  # noqa: S608
+                (iso(now),),
+            ).fetchone()
+        return int(row[0])
 
     def mark_sent(self, outbox_id: int, message_id: int | None, now: datetime) -> None:
         """Record that Telegram accepted a message."""
