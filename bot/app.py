@@ -40,6 +40,8 @@ from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
 from wandb_client.errors import WandbError, WandbNotFoundError
 from wandb_client.local_launcher import LocalLauncher
+from wandb_client.slurm import SlurmClient
+from wandb_client.slurm_launcher import SlurmLauncher
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +194,12 @@ def build_launchers(settings: Settings, lab: LabConfig) -> LauncherRegistry:
         stagger_s=settings.agent_stagger,
         check_interval_s=settings.agent_check_interval,
     )
-    launchers = LauncherRegistry([LocalLauncher(local)])
+    slurm = SlurmLauncher(
+        SlurmClient(),
+        executable=settings.agent_executable,
+        poll_interval_s=settings.agent_check_interval,
+    )
+    launchers = LauncherRegistry([LocalLauncher(local), slurm])
     problems = launchers.problems(lab)
     if problems:
         raise LabFileError([f"{settings.lab_file}: {p}" for p in problems])

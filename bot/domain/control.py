@@ -39,6 +39,10 @@ class AgentView:
     alive: bool
     gpus: str = ""
     exit_code: int | None = None
+    #: Where it runs when that is not a PID here, e.g. `slurm 4711_0`.
+    where: str = ""
+    #: Its launcher's word for it now, e.g. `pending (Resources)` or `COMPLETED`.
+    state: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class SweepView:
     agents: tuple[AgentView, ...]
     state: str | None = None
     progress: SweepProgress | None = None
+    #: The agents summed up by their launcher (`2 agents · 2 pending (Resources)`), if remote.
+    agents_text: str | None = None
 
 
 def button_specs(buttons: Buttons) -> tuple[tuple[Mapping[str, Any], ...], ...]:
@@ -111,12 +117,14 @@ def _agents_line(agents: Sequence[AgentView], now: datetime) -> str:
     parts = []
     for agent in agents:
         gpu = f" GPU {esc(agent.gpus)}" if agent.gpus else ""
+        name = esc(agent.where) if agent.where else f"pid {agent.pid}"
+        state = f" · {esc(agent.state)}" if agent.state else ""
         if agent.alive:
             up = fmt_duration((now - agent.started_at).total_seconds())
-            parts.append(f"#{agent.index} pid {agent.pid}{gpu} · up {up}")
+            parts.append(f"#{agent.index} {name}{gpu}{state} · up {up}")
         else:
             code = "?" if agent.exit_code is None else str(agent.exit_code)
-            parts.append(f"#{agent.index} pid {agent.pid}{gpu} · ended ({code})")
+            parts.append(f"#{agent.index} {name}{gpu}{state or ' · ended'} ({code})")
     return "\n".join(f"  {p}" for p in parts)
 
 
@@ -174,7 +182,11 @@ def render_sweeps_status(
         bits.append(fmt_ago((end - view.started_at).total_seconds()))
         lines = [head, " · ".join(bits)]
         alive = sum(1 for a in view.agents if a.alive)
-        lines.append(f"agents: {alive} running of {len(view.agents)}")
+        lines.append(
+            f"agents: {view.agents_text}"
+            if view.agents_text is not None
+            else f"agents: {alive} running of {len(view.agents)}"
+        )
         agents = _agents_line(view.agents, now)
         if agents:
             lines.append(agents)

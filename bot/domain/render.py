@@ -416,8 +416,14 @@ def render_sweep_card(
     best: RunSnapshot | None,
     metric: str | None,
     finished: bool,
+    agents_text: str | None = None,
+    ends_text: str = "",
 ) -> tuple[str, Buttons]:
-    """Render the live card of a sweep started from the chat, edited as it goes."""
+    """Render the live card of a sweep started from the chat, edited as it goes.
+
+    `agents_text` replaces the agent count for agents a launcher places elsewhere
+    (`2 agents · 2 pending (Resources)`); `ends_text` says how they ended, once finished.
+    """
     sweep_name = link(sweep.url, truncate(sweep.id, KEY_LIMIT))
     state = " finished" if finished else (" paused" if sweep.state.upper() == "PAUSED" else "")
     first = (
@@ -428,9 +434,11 @@ def render_sweep_card(
     if failed:
         bits.append(f"{failed} failed")
     if not finished:
-        bits.append(f"{agents} agent{'s' if agents != 1 else ''}")
+        bits.append(agents_text or f"{agents} agent{'s' if agents != 1 else ''}")
     bits.append(fmt_ago(elapsed_s))
     lines = [first, " · ".join(bits)]
+    if finished and ends_text:
+        lines.append(ends_text)
     if best is not None and metric and metric in best.summary:
         swept = sweep.config.get("parameters")
         params = params_line(

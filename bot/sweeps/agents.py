@@ -5,24 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from bot.delivery import Delivery
 from bot.domain.control import AgentView, render_agent_end
+from bot.domain.launchers import (
+    AgentPlace,
+    agents_summary,
+    ends_summary,
+    group_label,
+    place_text,
+)
 from bot.store import AgentRecord, OutboxItem, Store
 from bot.sweeps.common import LOG_TAIL_LINES, SweepSource, Tasks, gpus_text, read_progress
 from bot.sweeps.launchers import LauncherRegistry
 from wandb_client.agents import tail_log
 from wandb_client.errors import AgentError, WandbError
-from wandb_client.launcher import AgentEnd, LaunchedAgent, LaunchRequest
+from wandb_client.launcher import AgentEnd, AgentState, LaunchedAgent, LaunchRequest
 
 log = logging.getLogger(__name__)
 
+LOCAL = "local"
 
-def agent_view(record: AgentRecord) -> AgentView:
-    """Return what the chat shows of a stored agent."""
+
+def agent_view(record: AgentRecord, place: AgentPlace | None = None) -> AgentView:
+    """Return what the chat shows of a stored agent (and, off this host, where it is)."""
     return AgentView(
         index=record.idx,
         pid=record.pid,
@@ -30,7 +39,14 @@ def agent_view(record: AgentRecord) -> AgentView:
         alive=record.ended_at is None,
         gpus=record.gpus,
         exit_code=record.exit_code,
+        where=where_of(record.launcher, record.host),
+        state=place_text(place) if place is not None else "",
     )
+
+
+def where_of(kind: str, where: str) -> str:
+    """Return how the chat names an agent off this host (`slurm 4711_0`); local ones by PID."""
+    return "" if kind == LOCAL else f"{kind} {where}".strip()
 
 
 def launched_of(record: AgentRecord) -> LaunchedAgent:
@@ -46,6 +62,13 @@ def launched_of(record: AgentRecord) -> LaunchedAgent:
         pid=record.pid or None,
         where=record.host,
     )
+
+
+def summarise(records: Sequence[AgentRecord], places: Sequence[AgentPlace]) -> tuple[str, str]:
+    """Return (the live agents summed up, how the ended ones ended) for agents off this host."""
+    live = [p for r, p in zip(records, places, strict=True) if r.ended_at is None]
+    label = group_label(records[0].launcher, [r.host for r in records])
+    return f"{agents_summary(live)} · {label}", ends_summary(label, places)
 
 
 class AgentWatch:
@@ -114,7 +137,12 @@ class AgentWatch:
             self._watch(record_id, agent)
             views.append(
                 AgentView(
-                    agent.index, agent.pid or 0, agent.started_at, True, gpus_text(agent.gpus)
+                    agent.index,
+                    agent.pid or 0,
+                    agent.started_at,
+                    True,
+                    gpus_text(agent.gpus),
+                    where=where_of(agent.kind, agent.where),
                 )
             )
 
@@ -214,6 +242,32 @@ class AgentWatch:
                     log.error("agent %s of %s left %s alive", record.idx, path, end.survivors)
                 self._store.agents.end(record.id, end.code, now)
         return len(records)
+
+    async def places(self, records: Sequence[AgentRecord]) -> list[AgentPlace]:
+        """Return where each agent is now, one launcher query per kind (not per agent)."""
+        places: dict[int, AgentPlace] = {}
+        by_kind: dict[str, list[AgentRecord]] = {}
+        for record in records:
+            by_kind.setdefault(record.launcher, []).append(record)
+        for kind, group in by_kind.items():
+            try:
+                states = await self._launchers.get(kind).states([launched_of(r) for r in group])
+            except (AgentError, KeyError) as exc:
+                log.warning("states of %d %s agents: %s", len(group), kind, exc)
+                states = [AgentState("unknown") for _ in group]
+            for record, state in zip(group, states, strict=True):
+                places[record.id] = AgentPlace(state.phase, state.reason, state.where)
+        return [places[r.id] for r in records]
+
+    async def describe(self, path: str) -> tuple[str, str] | None:
+        """Sum up a sweep's agents off this host: (`2 agents · 1 pending (…)`, how they ended).
+
+        None for local agents, whose card line stays the count of live ones.
+        """
+        records = self._store.agents.all(sweep_path=path)
+        if not records or all(r.launcher == LOCAL for r in records):
+            return None
+        return summarise(records, await self.places(records))
 
     async def log_tails(self, path: str) -> list[list[str]]:
         """Return the last lines of each agent's log, oldest agent first."""

@@ -101,6 +101,7 @@ class SweepCards:
         tasks: Tasks,
         interval_s: float,
         live_agents: Callable[[str], int],
+        describe_agents: Callable[[str], Awaitable[tuple[str, str] | None]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Keep the collaborators; `sleep` is injected so tests run on a fake clock."""
@@ -110,6 +111,7 @@ class SweepCards:
         self._clock = clock
         self._tasks = tasks
         self._live_agents = live_agents
+        self._describe_agents = describe_agents
         self._sleep = sleep
         self._pacer = EditPacer(interval_s, clock)
         self._refreshing: dict[str, asyncio.Task[None]] = {}
@@ -161,6 +163,8 @@ class SweepCards:
             sweep = self._store.sweeps.get(path) or sweep  # agents may have ended meanwhile
             end = sweep.finished_at or self._clock()
             agents = self._live_agents(path)
+            # Agents a launcher placed elsewhere (Slurm) are summed up by their state there.
+            described = await self._describe_agents(path) if self._describe_agents else None
 
             def card(elapsed_s: float) -> tuple[str, Buttons]:
                 return render_sweep_card(
@@ -174,6 +178,8 @@ class SweepCards:
                     best=progress.best,
                     metric=snapshot.metric,
                     finished=sweep.finished_at is not None,
+                    agents_text=described[0] if described else None,
+                    ends_text=described[1] if described else "",
                 )
 
             text, buttons = card((end - sweep.started_at).total_seconds())

@@ -22,7 +22,7 @@ from bot.domain.events import RunEvent
 from bot.domain.sweeps import parse_sweep_yaml
 from bot.monitor import PollScheduler
 from bot.store import Store, SweepRecord
-from bot.sweeps.agents import AgentWatch, agent_view
+from bot.sweeps.agents import LOCAL, AgentWatch, agent_view, summarise
 from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, gpus_text, read_progress, split_path
@@ -104,6 +104,7 @@ class SweepService:
             tasks=self._tasks,
             interval_s=settings.card_edit_interval,
             live_agents=self.agents.live,
+            describe_agents=self.agents.describe,
         )
         self.breaker = CrashLoopBreaker(
             policy=lab.crash_loop,
@@ -122,6 +123,11 @@ class SweepService:
     ) -> StartedSweep:
         """Create (or reuse) the sweep on W&B and start its agents in the sweep's workdir."""
         definition = self._lab.sweeps[request.name]
+        if request.gpus and definition.launcher != LOCAL:
+            raise SweepError(
+                f'Sweep "{request.name}" runs on {definition.launcher}, which assigns GPUs itself:'
+                f" drop gpus= and set {definition.launcher}.gpus_per_agent in the lab file."
+            )
         reused = request.sweep_id is not None
         if request.sweep_id is not None:
             # Started again after a stop: its agents' ends are reported, its breaker armed.
@@ -267,7 +273,14 @@ class SweepService:
         return list(views)
 
     async def _view(self, record: SweepRecord) -> SweepView:
-        agents = tuple(agent_view(a) for a in self._store.agents.all(sweep_path=record.path))
+        records = self._store.agents.all(sweep_path=record.path)
+        agents_text: str | None = None
+        if any(r.launcher != LOCAL for r in records):
+            places = await self.agents.places(records)
+            agents = tuple(agent_view(r, p) for r, p in zip(records, places, strict=True))
+            agents_text = summarise(records, places)[0]
+        else:
+            agents = tuple(agent_view(r) for r in records)
         state: str | None = None
         progress: SweepProgress | None = None
         try:
@@ -284,6 +297,7 @@ class SweepService:
             agents=agents,
             state=state,
             progress=progress,
+            agents_text=agents_text,
         )
 
     # -- life cycle, events, cards -------------------------------------------------------
