@@ -226,8 +226,12 @@ def render_agent_end(
     count: int,
     log_tail: Sequence[str],
     ui_url: str,
+    how: str = "",
 ) -> str:
-    """Render an agent's exit: code, the sweep's runs done, on failure its log tail."""
+    """Render an agent's exit: code, the sweep's runs done, on failure its log tail.
+
+    `how` is the launcher's word for an end it saw without an exit code (`TIMEOUT`).
+    """
     runs = f"runs done: {done}/{count}" if done is not None else ""
     if not known:
         sweep = sweep_link(path, ui_url)
@@ -244,6 +248,7 @@ def render_agent_end(
         ran_for_s=ran_for_s,
         log_tail=log_tail if returncode != 0 else (),
         ui_url=ui_url,
+        how=how,
     )
     first, _, rest = text.partition("\n")
     return "\n".join(part for part in (first, runs, rest) if part)

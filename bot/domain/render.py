@@ -493,8 +493,12 @@ def render_agent_exit(
     ran_for_s: float | None,
     log_tail: Sequence[str] = (),
     ui_url: str,
+    how: str = "",
 ) -> str:
-    """Render a sweep agent's exit: normal with code 0, an alert with its log tail otherwise."""
+    """Render a sweep agent's exit: normal with code 0, an alert with its log tail otherwise.
+
+    `how` names an end seen without an exit code (Slurm's `TIMEOUT`, `CANCELLED`).
+    """
     entity, project, sweep_id = _split_sweep(sweep_path)
     url = sweep_url(ui_url, entity, project, sweep_id)
     sweep = link(url, truncate(sweep_id, KEY_LIMIT))
@@ -502,6 +506,8 @@ def render_agent_exit(
     if returncode == 0:
         return f"{STATE_MARKERS['sweep']} agent {agent} of sweep {sweep} is done after {ran}"
     code = "was killed" if returncode is None or returncode < 0 else f"exited with {returncode}"
+    if returncode is None and how:
+        code = f"ended {esc(truncate(how, KEY_LIMIT))}"
     lines = [
         f"{STATE_MARKERS['attention']} agent {agent} of sweep {sweep} {code} after {ran}",
     ]

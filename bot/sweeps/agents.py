@@ -175,7 +175,8 @@ class AgentWatch:
         """Report an agent's end once (the outbox key is per agent record), then maybe finish."""
         path = record.sweep_path
         sweep = self._store.sweeps.get(path)
-        code, known = end.code, end.known
+        # A launcher that saw the end without a code (Slurm's TIMEOUT, CANCELLED) says how.
+        code, known = end.code, end.known or bool(end.reason)
         if path in self._stopping or sweep is None or sweep.breaker_tripped:
             # Whoever stopped it (a user, the breaker) reports it.
             self._store.agents.end(record.id, code, self._clock())
@@ -194,6 +195,7 @@ class AgentWatch:
             agent=record.idx,
             returncode=code,
             known=known,
+            how=end.reason if code is None else "",
             ran_for_s=(now - record.started_at).total_seconds(),
             done=done,
             count=sweep.count,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain.control import render_agent_end
 from bot.domain.launchers import (
     AgentPlace,
     agents_summary,
@@ -74,3 +75,21 @@ def test_group_label(kind: str, wheres: list[str], label: str) -> None:
 )
 def test_place_text(place: AgentPlace, text: str) -> None:
     assert place_text(place) == text
+
+
+def test_an_end_seen_without_an_exit_code_says_how() -> None:
+    text = render_agent_end(
+        "lab/proj/abc",
+        agent=1,
+        returncode=None,
+        known=True,
+        how="TIMEOUT",
+        ran_for_s=120,
+        done=3,
+        count=4,
+        log_tail=["slurmstepd: error: *** JOB 12 CANCELLED DUE TO TIME LIMIT ***"],
+        ui_url="https://wandb.ai",
+    )
+    assert text.startswith("⚠️ agent 1 of sweep"), text
+    assert "ended TIMEOUT after 2m" in text, text
+    assert "runs done: 3/4" in text and "TIME LIMIT" in text

@@ -29,6 +29,14 @@ def card_of(h: Harness, path: str) -> Any:
     )
 
 
+def card_text(h: Harness, path: str) -> str:
+    """Return the sweep card's text, empty while there is no card yet."""
+    record = services(h).store.sweep(path)
+    if record is None or record.card_message_id is None:
+        return ""
+    return card_of(h, path).text or ""
+
+
 def sweep_path_in(text: str) -> str:
     match = re.search(r"/sweeps/([a-z0-9]+)", text)
     assert match, text
@@ -139,9 +147,7 @@ async def test_a_slurm_sweep_runs_its_array_to_the_end(tmp_path: Path) -> None:
 
         await h.wait_until(announced, timeout=20, what="run notifications")
         await h.wait_until(
-            lambda: all(
-                word in (card_of(h, path).text or "") for word in ("4/4", "finished", "COMPLETED")
-            ),
+            lambda: all(word in card_text(h, path) for word in ("4/4", "finished", "COMPLETED")),
             timeout=20,
             what="final card",
         )
@@ -227,10 +233,7 @@ async def test_a_sigkilled_bot_adopts_its_pending_array_and_reports_its_end_once
             done = await h.wait_for_text(f"agent {index} of sweep {sweep_id}", timeout=120)
             assert "is done" in (done.text or ""), done.text
         await h.wait_until(
-            lambda: (
-                "2/2" in (card_of(h, path).text or "")
-                and "finished" in (card_of(h, path).text or "")
-            ),
+            lambda: "2/2" in card_text(h, path) and "finished" in card_text(h, path),
             timeout=20,
             what="final card",
         )
@@ -240,3 +243,31 @@ async def test_a_sigkilled_bot_adopts_its_pending_array_and_reports_its_end_once
         assert all(r["state"] == "finished" for r in sweep_runs(h, sweep_id))
     finally:
         await h.__aexit__(None, None, None)
+
+
+@pytest.mark.usefixtures("cancel_leftovers")
+async def test_an_array_cancelled_outside_the_bot_is_reported_once_per_task(
+    tmp_path: Path,
+) -> None:
+    async with Harness(tmp_path, lab=slurm_lab()) as h:
+        h.say("/sweep start held count=2 agents=2")
+        reply = await h.wait_for_text("started sweep", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        (job,) = jobs_of(h, path)
+        await h.wait_until(
+            lambda: "2 pending (JobHeldUser)" in card_text(h, path),
+            timeout=20,
+            what="card with pending tasks",
+        )
+        subprocess.run(["scancel", job], check=True, capture_output=True)
+        for index in range(2):
+            ended = await h.wait_for_text(f"agent {index} of sweep {sweep_id}", timeout=30)
+            assert "ended CANCELLED" in (ended.text or ""), ended.text
+        await h.wait_until(
+            lambda: f"Slurm array {job} · CANCELLED" in card_text(h, path),
+            timeout=20,
+            what="final card",
+        )
+        for index in range(2):
+            assert sum(f"agent {index} of sweep" in t for t in h.texts()) == 1
