@@ -31,7 +31,7 @@ def card_of(h: Harness, path: str) -> Any:
 
 def card_text(h: Harness, path: str) -> str:
     """Return the sweep card's text, empty while there is no card yet."""
-    record = services(h).store.sweep(path)
+    record = services(h).store.sweeps.get(path)
     if record is None or record.card_message_id is None:
         return ""
     return card_of(h, path).text or ""
