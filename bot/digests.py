@@ -81,12 +81,18 @@ class DigestService:
             jobs.append(
                 job_queue.run_custom(
                     self._job,
-                    job_kwargs={"trigger": self._trigger(chat.digest)},
+                    job_kwargs={"trigger": self._trigger(self._zoned(chat.id, chat.digest))},
                     data=chat.id,
                     name=self.job_name(chat.id),
                 )
             )
         return jobs
+
+    def _zoned(self, chat_id: int, digest: DigestConfig) -> DigestConfig:
+        """Return the digest schedule in the chat's time zone when it names none itself."""
+        if "timezone" in digest.model_fields_set:
+            return digest
+        return digest.model_copy(update={"timezone": self._lab.chat_zone(chat_id)})
 
     async def _job(self, context: Any) -> None:
         chat_id = int(context.job.data)
@@ -181,9 +187,8 @@ class DigestService:
         )
 
     def timezone(self, chat_id: int) -> ZoneInfo:
-        """Return the chat's digest time zone (UTC when it has none)."""
-        chat = self._lab.chat(chat_id)
-        return ZoneInfo(chat.digest.timezone if chat and chat.digest else "UTC")
+        """Return the chat's time zone: its own, its digest's, the lab's, else UTC."""
+        return ZoneInfo(self._lab.chat_zone(chat_id))
 
     async def send(self, chat_id: int, *, record: bool) -> Digest:
         """Build a chat's digest, queue its message and chart, and (scheduled) close the window.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.domain.best import BestAnswer, best_answer, choose_goal, render_config
 from bot.domain.commands import (
@@ -18,6 +19,7 @@ from bot.domain.commands import (
 )
 from bot.domain.format import truncate
 from bot.domain.notify import subscribed_projects
+from bot.domain.params import usual_values
 from bot.domain.plots import (
     Point,
     Series,
@@ -52,6 +54,8 @@ class BestFound:
     answer: BestAnswer | None
     # A sweep's own parameters, shown first: they are what differ between its runs.
     swept: tuple[str, ...] = ()
+    # What most of the top runs share: not worth repeating on the best one's line.
+    usual: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,8 @@ class InsightService:
         answer = best_answer(runs, metric, goal)
         swept = sweep.config.get("parameters") if sweep else None
         first = tuple(swept) if isinstance(swept, dict) else ()
-        return BestFound(scope, metric, goal, settings.key_metrics, answer, first)
+        usual = usual_values([run.config for run in runs])
+        return BestFound(scope, metric, goal, settings.key_metrics, answer, first, usual)
 
     # -- Config -----------------------------------------------------------------------------
 

@@ -56,11 +56,16 @@ class DigestConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _check_tz(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return check_zone(value)
+
+
+def check_zone(value: str) -> str:
+    """Return an IANA time zone name unchanged, or fail naming it."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
 
 
 class ChatConfig(_Model):
@@ -71,6 +76,13 @@ class ChatConfig(_Model):
     projects: tuple[str, ...] = ()
     events: tuple[EventKind, ...] = ALL_EVENTS
     digest: DigestConfig | None = None
+    # Times this chat reads (notifications, /status, digests); else the digest's, else the lab's.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_chat_tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
 
     @field_validator("projects")
     @classmethod
@@ -188,6 +200,24 @@ class LabConfig(_Model):
     projects: dict[str, ProjectConfig] = Field(default_factory=dict)
     sweeps: dict[str, SweepDef] = Field(default_factory=dict)
     crash_loop: CrashLoopConfig = CrashLoopConfig()
+    # The lab's time zone, for chats that name none.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_lab_tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+    def chat_zone(self, chat_id: int) -> str:
+        """Return the time zone a chat reads times in: its own, its digest's, the lab's, UTC."""
+        chat = self.chat(chat_id)
+        if chat is not None:
+            if chat.timezone:
+                return chat.timezone
+            digest = chat.digest
+            if digest is not None and ("timezone" in digest.model_fields_set or not self.timezone):
+                return digest.timezone
+        return self.timezone or "UTC"
 
     @field_validator("entity")
     @classmethod

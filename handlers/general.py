@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from telegram import Update
 
 from bot.domain.commands import HELP
@@ -59,6 +61,9 @@ async def status_command(update: Update, context: BotContext) -> None:
         wandb_error=in_words(health.last_error) if health.last_error else None,
         wandb_checked=health.last_success_at is not None,
         agents=len(services.store.agents.all(live_only=True)),
+        tz=ZoneInfo(
+            services.lab.chat_zone(update.effective_chat.id if update.effective_chat else 0)
+        ),
     )
     await reply(update, text)
 

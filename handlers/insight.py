@@ -55,6 +55,7 @@ async def best_command(update: Update, context: BotContext) -> None:
         ui_url=services.settings.ui_url,
         key_metrics=found.key_metrics,
         first=found.swept,
+        usual=found.usual,
     )
     await reply(update, text, reply_markup=_markup(context, buttons, _chat_id(update)))
 

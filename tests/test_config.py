@@ -123,3 +123,30 @@ def test_readme_documents_every_setting() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     names = [field.alias for field in Settings.model_fields.values()]
     assert [name for name in names if f"`{name}`" not in readme] == []
+
+
+def test_a_chat_reads_times_in_its_own_zone_else_its_digests_else_the_labs():
+    from config.lab import LabConfig
+
+    lab = LabConfig.model_validate(
+        {
+            "entity": "lab",
+            "timezone": "Asia/Tokyo",
+            "chats": [
+                {"id": 1, "timezone": "Europe/Berlin", "digest": {"cron": "0 9 * * *"}},
+                {"id": 2, "digest": {"cron": "0 9 * * *", "timezone": "America/New_York"}},
+                {"id": 3, "digest": {"cron": "0 9 * * *"}},
+                {"id": 4},
+            ],
+        }
+    )
+    assert [lab.chat_zone(i) for i in (1, 2, 3, 4, 5)] == [
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Tokyo",
+        "Asia/Tokyo",
+        "Asia/Tokyo",
+    ]
+    assert LabConfig(entity="lab").chat_zone(1) == "UTC"
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Base'"):
+        LabConfig.model_validate({"entity": "lab", "chats": [{"id": 1, "timezone": "Mars/Base"}]})

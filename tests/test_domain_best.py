@@ -225,7 +225,7 @@ def test_render_no_best_escapes():
         (0.0056, 0.9778, "+0.0056"),
         (0.0, 0.9778, "+0"),
         (12.5, 1234.0, "+12.50"),
-        (1e-7, 0.9, "+1.000e-07"),
+        (1e-7, 0.9, "+0.00000010"),
         (math.nan, 0.9, "NaN"),
     ],
 )
@@ -294,3 +294,18 @@ def test_render_config_large_splits_into_valid_blocks_and_keeps_everything():
 def test_goal_comes_from_the_lab_then_the_sweep_then_the_name(metric, kwargs, goal, source):
     choice = choose_goal(metric, **kwargs)
     assert (choice.goal, choice.source) == (goal, source)
+
+
+def test_a_tie_says_tie_and_constants_of_the_top_runs_stay_out():
+    runs = [
+        make_run("a", 0.97, config={"seed": 1, "dataset": "wine"}),
+        make_run("b", 0.97, config={"seed": 2, "dataset": "wine"}),
+        make_run("c", 0.95, config={"seed": 3, "dataset": "wine"}),
+    ]
+    answer = best_answer(runs, "accuracy", "maximize")
+    assert answer is not None
+    usual = {"dataset": "wine"}
+    text, _ = render_best(answer, scope="wine-quality-dev", ui_url="https://wandb.ai", usual=usual)
+    plain = parse_html(text).text
+    assert "runner-up 0.9700 (tie)" in plain
+    assert "seed=1" in plain and "dataset=" not in plain

@@ -363,7 +363,7 @@ def test_status_before_any_answer_does_not_claim_w_and_b_is_reachable():
     text = render_status(items, now=T0, outbox_depth=0, wandb_ok=True, wandb_checked=False)
     assert check_html(text).splitlines()[:2] == [
         "⏳ W&B not asked yet",
-        "wine: polled 14:02 (0s ago) · ⚠️ not found in W&B (no run logged there yet?)",
+        "wine: polled 14:02 (under 1s ago) · ⚠️ not found in W&B (no run logged there yet?)",
     ]
 
 
@@ -412,3 +412,33 @@ def test_split_message_respects_limit_and_keeps_text(lines, limit):
     assert all(utf16_len(p) <= limit for p in parts)
     # No characters lost: the parts hold every line's characters, in order.
     assert "".join(parts).replace("\n", "") == "".join(lines).replace("\n", "")
+
+
+def test_a_finished_run_reads_quietly_counters_out_numbers_as_written():
+    run = make_run(
+        summary={"epoch": 9, "trainer/global_step": 880, "loss": 0.25, "val_acc": 0.9},
+        config={"lr": 0.01, "hang": False, "fail_at": None, "weight_decay": 1e-05},
+        sweep=None,
+        heartbeat_at=T0 - timedelta(hours=1) + timedelta(seconds=0.4),
+    )
+    run = RunSnapshot(
+        **{**{f: getattr(run, f) for f in run.__slots__}, "summary": {**run.summary, "_runtime": 0}}
+    )
+    text, _ = render_run_event(make_event(run=run), ProjectConfig(), UI, UTC)
+    lines = check_html(text).splitlines()
+    assert lines[1] == "rf-grid-7 · under 1s"
+    assert lines[2] == "accuracy 0.9722 · f1 0.9719 · loss 0.2500 · val_acc 0.9000"
+    assert lines[3] == "lr=0.01 · weight_decay=1e-05"
+    # A counter the lab names is shown.
+    named, _ = render_run_event(make_event(run=run), ProjectConfig(key_metrics=("epoch",)), UI)
+    assert check_html(named).splitlines()[2] == "epoch 9"
+
+
+def test_a_failed_runs_message_says_why():
+    from bot.domain.why import explain
+
+    why = explain(
+        ["Traceback (most recent call last):", "torch.OutOfMemoryError: CUDA out of memory"]
+    )
+    text, _ = render_run_event(make_event("failed", why=why), PROJECT, UI, UTC)
+    assert "out of memory · torch.OutOfMemoryError: CUDA out of memory" in check_html(text)

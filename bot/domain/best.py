@@ -195,8 +195,11 @@ def fmt_change(change: float, reference: float) -> str:
     if not math.isfinite(change) or "e" in shown or "." not in shown:
         return fmt_delta(change)
     decimals = len(shown.split(".")[1])
-    if round(abs(change), decimals) == 0:
+    if change == 0:
         return fmt_delta(change)
+    if round(abs(change), decimals) == 0:
+        # A gap too small for the value's decimals gets two significant digits of its own.
+        decimals = min(12, 1 - math.floor(math.log10(abs(change))))
     return ("+" if change >= 0 else "−") + f"{abs(change):.{decimals}f}"
 
 
@@ -214,10 +217,13 @@ def cap_items(items: Sequence[str], limit: int, sep: str = " · ") -> str:
 
 
 def hyperparams_line(
-    config: Mapping[str, Any], limit: int = HYPERPARAMS_LIMIT, first: Sequence[str] = ()
+    config: Mapping[str, Any],
+    limit: int = HYPERPARAMS_LIMIT,
+    first: Sequence[str] = (),
+    usual: Mapping[str, Any] | None = None,
 ) -> str:
-    """Return `k=v · k=v` for the set parameters, `first` leading, escaped, capped at `limit`."""
-    items = [f"{k}={format_value(v)}" for k, v in shown_params(config, first)]
+    """Return `k=v · k=v` for the parameters that vary, `first` leading, escaped, capped."""
+    items = [f"{k}={format_value(v)}" for k, v in shown_params(config, first, usual)]
     return esc(cap_items(items, limit))
 
 
@@ -247,6 +253,7 @@ def render_best(
     ui_url: str,
     key_metrics: Sequence[str] = (),
     first: Sequence[str] = (),
+    usual: Mapping[str, Any] | None = None,
 ) -> tuple[str, Buttons]:
     """Render the `/best` answer and its Config and Plot buttons."""
     run = answer.run
@@ -258,13 +265,14 @@ def render_best(
     name = link(run_url(run, ui_url), truncate(run.display_name))
     second = f"{name} · <b>{fmt_number(answer.value)}</b>"
     if answer.runner_up_value is not None and answer.delta is not None:
-        second += f" · runner-up {fmt_number(answer.runner_up_value)} ({fmt_change(answer.delta, answer.value)})"
+        gap = "tie" if answer.delta == 0 else fmt_change(answer.delta, answer.value)
+        second += f" · runner-up {fmt_number(answer.runner_up_value)} ({gap})"
     else:
         second += " · only run so far"
     lines.append(second)
     if run.sweep:
         lines.append(f"sweep {esc(truncate(run.sweep))} · {esc(truncate(run.state))}")
-    params = hyperparams_line(run.config, first=first)
+    params = hyperparams_line(run.config, first=first, usual=usual)
     if params:
         lines.append(params)
     others = _key_metrics(answer, key_metrics)

@@ -72,6 +72,8 @@ def fmt_duration(seconds: float | None) -> str:
     """Humanise a duration: 12s, 2m 14s, 3h 05m, 2d 04h."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "?"
+    if seconds < 1:
+        return "under 1s"
     total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)

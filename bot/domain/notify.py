@@ -51,10 +51,11 @@ def subscribed_projects(lab: LabConfig, chat_id: int, extra: Iterable[str] = ())
 
 
 def chat_timezone(lab: LabConfig, chat_id: int, default: tzinfo | None = None) -> tzinfo | None:
-    """Return the chat's time zone (its digest's), else `default`."""
+    """Return the chat's time zone (its own, its digest's, the lab's), else `default`."""
     chat = lab.chat(chat_id)
-    if chat is not None and chat.digest is not None:
-        return ZoneInfo(chat.digest.timezone)
+    named = chat is not None and (chat.timezone or chat.digest is not None)
+    if named or lab.timezone:
+        return ZoneInfo(lab.chat_zone(chat_id) if named else lab.timezone or "UTC")
     return default
 
 

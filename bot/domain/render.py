@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,6 +116,13 @@ def _label(text: str) -> str:
     return esc(truncate(text, NAME_LIMIT))
 
 
+def fmt_param(value: Any) -> str:
+    """Format a config value as it was written: `lr=0.01`, not `lr=0.01000` (escaped)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return esc(f"{value:.6g}")
+    return fmt_value(value)
+
+
 def fmt_value(value: Any) -> str:
     """Format a metric or config value for a chat line (escaped)."""
     if isinstance(value, float | int) and not isinstance(value, bool):
@@ -130,6 +139,19 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# epoch, step, global_step, trainer/global_step, n_iter…: they count, they do not measure.
+_COUNTER = re.compile(
+    r"(^|[/._])(epochs?|steps?|global_step|iters?|iterations?|n_iter|batch(es|_idx)?|"
+    r"samples_seen|examples_seen|tokens_seen)$",
+    re.I,
+)
+
+
+def is_counter(name: str) -> bool:
+    """Tell whether a summary key counts progress (epoch, step …) rather than measures it."""
+    return _COUNTER.search(name) is not None
+
+
 def metric_items(run: RunSnapshot, project: ProjectConfig) -> list[tuple[str, Any]]:
     """Pick the metrics a message shows: the project's key metrics, else its metric first."""
     if project.key_metrics:
@@ -141,7 +163,7 @@ def metric_items(run: RunSnapshot, project: ProjectConfig) -> list[tuple[str, An
         if len(items) >= MAX_METRICS:
             break
         name = str(key)
-        if name.startswith("_") or name == project.metric:
+        if name.startswith("_") or name == project.metric or is_counter(name):
             continue
         if _is_number(run.summary[key]):
             items.append((name, run.summary[key]))
@@ -155,7 +177,7 @@ def _metrics_line(items: Sequence[tuple[str, Any]]) -> str:
 def params_line(run: RunSnapshot, limit: int = MAX_PARAMS, first: Sequence[str] = ()) -> str:
     """Return `key=value · …` for the run's set parameters, `first` leading, at most `limit`."""
     items = shown_params(run.config, first)
-    text = " · ".join(f"{esc(truncate(k, KEY_LIMIT))}={fmt_value(v)}" for k, v in items[:limit])
+    text = " · ".join(f"{esc(truncate(k, KEY_LIMIT))}={fmt_param(v)}" for k, v in items[:limit])
     return text + (" · …" if len(items) > limit else "")
 
 
