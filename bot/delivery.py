@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -21,6 +21,8 @@ from bot.store import OutboxItem, OutboxRow, Store
 log = logging.getLogger(__name__)
 
 CALLBACK_PREFIX = "cb:"
+# Due rows read once serve the sends of this long; new messages wait at most this for a look.
+_BATCH_LIFETIME = timedelta(seconds=1)
 
 
 def keyboard(
@@ -132,7 +134,7 @@ class Delivery:
         max_backoff: float = 60.0,
         send_timeout: float = 30.0,
         warn_after: float = 60.0,
-        concurrency: int = 16,
+        concurrency: int = 32,
         limits: SendLimits | None = None,
     ) -> None:
         self._store = store
@@ -146,11 +148,20 @@ class Delivery:
         self._pacer = Pacer(limits or SendLimits(chat_interval=chat_interval))
         self._outage = Outage(max_backoff=max_backoff, warn_after=warn_after)
         self._wake = asyncio.Event()
+        self._batch: list[OutboxRow] = []
+        self._batch_at = datetime.min.replace(tzinfo=UTC)
+        # Anything but a plain success may change which rows are due: read them again.
+        self._stale = True
+        # Each send's end has an epoch; rows read before it must not send that row again.
+        self._epoch = 0
+        self._batch_epoch = 0
+        self._finished: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.stats = DeliveryStats()
 
     def wake(self) -> None:
         """Look at the outbox now rather than at the next tick."""
+        self._stale = True
         self._wake.set()
 
     def start(self) -> None:
@@ -221,13 +232,14 @@ class Delivery:
         room = (1 if self._outage.active else self._concurrency) - len(sends)
         if room <= 0:
             return self._idle_wait
-        rows = await asyncio.to_thread(self._store.outbox.due, now, 4 * self._concurrency + 50)
+        rows = await self._due(now)
         wait = self._idle_wait
+        started: set[int] = set()
         for row in rows:
             if room <= 0:
                 break
-            if row.chat_id in sends:
-                continue
+            if row.chat_id in sends or self._finished.get(row.id, -1) > self._batch_epoch:
+                continue  # in flight, or its outcome is newer than the rows read
             moment = self._clock().timestamp()
             chat_wait = self._pacer.chat_delay(row.chat_id, moment)
             if chat_wait > 0:
@@ -238,19 +250,44 @@ class Delivery:
                 moment = self._clock().timestamp()
             self._pacer.take(row.chat_id, moment)
             sends[row.chat_id] = asyncio.create_task(self._send(row))
+            started.add(row.id)
             room -= 1
+        self._batch = [row for row in rows if row.id not in started]
         if not rows:
             next_due = await asyncio.to_thread(self._store.outbox.next_due_at)
             if next_due is not None:
                 wait = min(wait, max((next_due - self._clock()).total_seconds(), 0.05))
         return wait
 
+    async def _due(self, now: datetime) -> list[OutboxRow]:
+        """Return the due rows, read again only when stale: one read serves many sends."""
+        if self._stale or not self._batch or now - self._batch_at > _BATCH_LIFETIME:
+            limit = 4 * self._concurrency + 50
+            # Sends that end while the rows are read must not be taken for pending ones.
+            epoch = self._epoch
+            self._finished = {k: v for k, v in self._finished.items() if v > epoch}
+            self._batch = await asyncio.to_thread(self._store.outbox.due, now, limit)
+            self._batch_at, self._batch_epoch, self._stale = now, epoch, False
+        return self._batch
+
     async def _send(self, row: OutboxRow) -> None:
         """Send one row and record what Telegram said."""
+        try:
+            if not await self._send_once(row):
+                self._stale = True
+        except BaseException:
+            self._stale = True
+            raise
+        finally:
+            self._epoch += 1
+            self._finished[row.id] = self._epoch
+
+    async def _send_once(self, row: OutboxRow) -> bool:
+        """Send one row; return True when Telegram took it."""
         now = self._clock()
         if self._outage.active and now - row.created_at > self._max_age:
             self._expire(row)
-            return
+            return False
         try:
             message = await self._deliver(row, now)
         except RetryAfter as exc:
@@ -274,6 +311,8 @@ class Delivery:
                 row.id, message.message_id if message else None, self._clock()
             )
             self._recovered()
+            return True
+        return False
 
     def _rate_limited(self, row: OutboxRow, exc: RetryAfter, now: datetime) -> None:
         retry_after = exc.retry_after

@@ -41,7 +41,7 @@ class SendLimits:
     """Telegram's limits, with a margin: ~30 a second overall, ~1 a second a chat, 20 a minute a group."""
 
     overall_rate: float = 29.0
-    overall_burst: float = 1.0
+    overall_burst: float = 5.0
     chat_interval: float = 1.0
     group_max: float = 20.0
     group_period: float = 60.0
