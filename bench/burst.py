@@ -19,10 +19,10 @@ from telegram import Bot
 from telegram.error import RetryAfter
 
 from bench.common import Row, table
+from bot.callbacks import to_outbox
 from bot.delivery import Delivery
 from bot.domain.events import RunEvent
 from bot.domain.notify import notifications_for
-from bot.monitor import to_outbox
 from bot.store import Store
 from config import parse_lab
 from tests.servers.telegram import TelegramServer

@@ -17,10 +17,12 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     Defaults,
+    TypeHandler,
 )
 
+from bot.callbacks import button_router
 from bot.console import FailureExplainer
-from bot.delivery import CALLBACK_PREFIX, Delivery
+from bot.delivery import Delivery
 from bot.digests import DigestService
 from bot.domain.control import render_stop_confirmed
 from bot.domain.events import StallPolicy
@@ -29,12 +31,13 @@ from bot.domain.notify import subscribed_projects
 from bot.health import HealthServer
 from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
-from bot.services import BotContext, BotData, Services
+from bot.services import BotData, CustomContext, Services, StatusService
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
 from config import LabConfig, LabFileError, Settings
-from handlers import general, insight, runs, stop, sweep, watch
-from handlers.buttons import ButtonAction, button_router
+from handlers.access import Gate
+from handlers.common import report_error
+from handlers.table import BUTTONS, COMMANDS, HELP
 from wandb_client.agents import AgentSupervisor
 from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
@@ -52,25 +55,7 @@ CALLBACK_LIFETIME = timedelta(days=30)
 CHECK_TIMEOUT_S = 4.0
 CHECK_START_S = 20.0
 
-BotApplication = Application[Any, BotContext, dict[Any, Any], dict[Any, Any], BotData, Any]
-
-# What Telegram's command menu shows; the full usage lives in /help.
-MENU: tuple[tuple[str, str], ...] = (
-    ("help", "what I can do"),
-    ("runs", "a project's recent runs"),
-    ("best", "the best run of a project or sweep"),
-    ("plot", "chart a run's metrics"),
-    ("digest", "this chat's digest now"),
-    ("status", "my health: W&B, polls, queue"),
-    ("subscriptions", "what this chat watches"),
-    ("watch", "watch a project (admins)"),
-    ("unwatch", "stop watching a project (admins)"),
-    ("sweep", "start, stop, pause or check a sweep"),
-    ("sweeps", "the sweeps running now"),
-    ("stop", "stop a run (admins)"),
-    ("silence", "mute a project for a while (admins)"),
-    ("unsilence", "unmute a project (admins)"),
-)
+BotApplication = Application[Any, CustomContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 
 
 def utcnow() -> datetime:
@@ -105,7 +90,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             )
         )
         .rate_limiter(AIORateLimiter(max_retries=1))
-        .context_types(ContextTypes(bot_data=BotData))
+        .context_types(ContextTypes(context=CustomContext, bot_data=BotData))
         .post_init(start_services)
         .post_stop(stop_services)
         .post_shutdown(close_services)
@@ -178,9 +163,11 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             insight=insight_service,
             digests=digests,
             sweeps=sweeps,
+            status=StatusService(store, monitor, polls, wandb, lab, clock),
             clock=clock,
             started_at=clock(),
             health=health,
+            help_text=HELP,
         )
     )
     register_handlers(application)
@@ -207,58 +194,20 @@ def build_launchers(settings: Settings, lab: LabConfig) -> LauncherRegistry:
 
 
 def register_handlers(application: BotApplication) -> None:
-    """Register every command and button handler."""
-    commands = {
-        "start": general.start_command,
-        "help": general.help_command,
-        "status": general.status_command,
-        "watch": watch.watch_command,
-        "unwatch": watch.unwatch_command,
-        "subscriptions": watch.subscriptions_command,
-        "silence": watch.silence_command,
-        "unsilence": watch.unsilence_command,
-        "runs": runs.runs_command,
-        "best": insight.best_command,
-        "plot": insight.plot_command,
-        "digest": insight.digest_command,
-        "sweep": sweep.sweep_command,
-        "sweeps": sweep.sweeps_command,
-        "stop": stop.stop_command,
-    }
-    for name, callback in commands.items():
-        application.add_handler(CommandHandler(name, callback))
-    actions: dict[str, ButtonAction] = {
-        "config": insight.config_pressed,
-        "plot": insight.plot_pressed,
-        "stop": stop.stop_action,
-        "stop_yes": stop.stop_yes_action,
-        "stop_no": stop.stop_no_action,
-        "sweep_stop": sweep.sweep_stop_action,
-        "sweep_pause": sweep.sweep_pause_action,
-        "sweep_resume": sweep.sweep_resume_action,
-    }
-    application.add_handler(
-        CallbackQueryHandler(button_router(actions), pattern=f"^{CALLBACK_PREFIX}")
-    )
+    """Register the gate, every command and button from the tables, and the error handler."""
+    # Group -1 runs before every handler: a refusal there stops the update (rules-bot's way).
+    application.add_handler(TypeHandler(Update, Gate(COMMANDS, BUTTONS)), group=-1)
+    for spec in COMMANDS:
+        application.add_handler(CommandHandler(spec.name, spec.callback))
+    # No pattern: a press whose data is not ours is answered too, never left spinning.
+    application.add_handler(CallbackQueryHandler(button_router(BUTTONS)))
     application.add_error_handler(report_error)
-
-
-async def report_error(update: object, context: BotContext) -> None:
-    """Log an unexpected error and tell the user in one line, without a traceback."""
-    log.error("unhandled error", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_message is not None:
-        try:
-            await update.effective_message.reply_text(
-                "⚠️ Something went wrong on my side; it is logged. Try again in a moment."
-            )
-        except Exception:
-            log.exception("could not tell the chat about the error")
 
 
 async def start_services(application: BotApplication) -> None:
     """Start what runs beside the handlers; order matters, see the comments."""
     services = application.bot_data.services
-    await application.bot.set_my_commands([BotCommand(n, d) for n, d in MENU])
+    await application.bot.set_my_commands([BotCommand(c.name, c.menu_text) for c in COMMANDS])
     services.store.callbacks.prune(services.clock() - CALLBACK_LIFETIME)
     services.store.runs.prune(services.clock() - CALLBACK_LIFETIME)
     # Delivery first, so that anything enqueued while the bot was down goes out now.

@@ -5,59 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot.callbacks import keyboard
 from bot.domain.format import TELEGRAM_CAPTION_LIMIT, esc, fmt_duration, utf16_len
 from bot.domain.pacing import Pacer, SendLimits
 from bot.store import OutboxItem, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
-CALLBACK_PREFIX = "cb:"
 # Due rows read once serve the sends of this long; new messages wait at most this for a look.
 _BATCH_LIFETIME = timedelta(seconds=1)
-
-
-def keyboard(
-    store: Store,
-    rows: Sequence[Sequence[Mapping[str, Any]]],
-    now: datetime,
-    *,
-    chat_id: int | None = None,
-    user_id: int | None = None,
-    ttl: float | None = None,
-) -> InlineKeyboardMarkup | None:
-    """Turn stored button specs into Telegram buttons whose callback data is a short token."""
-    if not rows:
-        return None
-    expires = now + timedelta(seconds=ttl) if ttl else None
-    markup: list[list[InlineKeyboardButton]] = []
-    for row in rows:
-        buttons = []
-        for spec in row:
-            if spec.get("url"):
-                buttons.append(InlineKeyboardButton(spec["label"], url=spec["url"]))
-                continue
-            token = store.callbacks.put(
-                spec["action"],
-                spec["target"],
-                now,
-                chat_id=chat_id,
-                user_id=user_id,
-                expires_at=expires,
-            )
-            buttons.append(
-                InlineKeyboardButton(spec["label"], callback_data=CALLBACK_PREFIX + token)
-            )
-        markup.append(buttons)
-    return InlineKeyboardMarkup(markup)
 
 
 @dataclass

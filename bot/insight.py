@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.domain.best import BestAnswer, best_answer, choose_goal, render_config
 from bot.domain.commands import (
-    USAGES,
+    BEST_USAGE,
+    PLOT_USAGE,
     BestRequest,
     PlotRequest,
     RunRef,
@@ -148,7 +149,7 @@ class InsightService:
 
     async def best(self, request: BestRequest, chat_id: int | None) -> BestFound:
         """Return the best run and its runner-up by one metric, in one W&B request."""
-        usage = USAGES["best"]
+        usage = BEST_USAGE
         sweep: SweepSnapshot | None = None
         if request.is_sweep:
             ref = SweepRef(request.sweep_id, request.project, request.entity)
@@ -204,29 +205,27 @@ class InsightService:
             try:
                 return await self._plot_sweep(SweepPlotRequest(sweep_ref, metric), chat_id)
             except UsageError:
-                raise UsageError(
-                    f'No run "{ref.run_id}" in {ref.project}.', USAGES["plot"]
-                ) from None
+                raise UsageError(f'No run "{ref.run_id}" in {ref.project}.', PLOT_USAGE) from None
         metrics = plot_metrics(run, self._lab.project(ref.project), request.metrics)
         history = await self._wandb.metric_history(
             ref.entity, ref.project, ref.run_id, metrics, samples=HISTORY_SAMPLES
         )
         series = series_from_points(history, metrics)
         if request.metrics and not any(series.values()):
-            raise UsageError(unknown_metrics_text(run, metrics), USAGES["plot"])
+            raise UsageError(unknown_metrics_text(run, metrics), PLOT_USAGE)
         # The title has room for about 60 characters at the chart's font size.
         title = f"{truncate(run.display_name, 36)} · {truncate(run.project, 22)}"
         png = await asyncio.to_thread(draw_curves, title, series)
         return Chart(png, render_run_plot_caption(run, series, self._ui_url))
 
     async def _plot_sweep(self, request: SweepPlotRequest, chat_id: int | None) -> Chart:
-        sweep = await self.find_sweep(request.sweep, chat_id, USAGES["plot"])
+        sweep = await self.find_sweep(request.sweep, chat_id, PLOT_USAGE)
         settings = self._lab.project(sweep.project)
         metric = request.metric or sweep.metric or settings.metric
         if metric is None:
             raise UsageError(
                 "The sweep names no metric: say which, e.g. /plot sweep <id> accuracy.",
-                USAGES["plot"],
+                PLOT_USAGE,
             )
         goal = choose_goal(metric, lab=settings, sweep_metric=sweep.metric, sweep_goal=sweep.goal)
         runs = await self._wandb.sweep_runs(sweep.entity, sweep.project, sweep.id)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.callbacks import to_outbox
 from bot.domain.events import RunEvent, RunMemory, StallPolicy, diff_runs
-from bot.domain.notify import Notification, notifications_for
+from bot.domain.notify import notifications_for
 from bot.store import OutboxItem, Store
 from config import LabConfig
 from wandb_client.errors import WandbError, WandbNotFoundError
@@ -47,24 +48,6 @@ class PollOutcome:
     error: str | None = None
     # W&B answered that the project does not exist (yet): /status shows it as a problem.
     missing: bool = False
-
-
-def to_outbox(notification: Notification) -> OutboxItem:
-    """Turn a domain notification into an outbox row."""
-    return OutboxItem(
-        chat_id=notification.chat_id,
-        dedupe_key=notification.dedupe_key,
-        kind=notification.kind,
-        text=notification.text,
-        buttons=tuple(
-            tuple(
-                {"label": b.label, "action": b.action, "target": b.target, "url": b.url}
-                for b in row
-            )
-            for row in notification.buttons
-        ),
-        run_keys=notification.run_keys,
-    )
 
 
 def follow_migrations(chat_id: int, migrations: Mapping[int, int]) -> int:

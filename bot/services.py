@@ -1,16 +1,20 @@
-"""The services handlers reach through their typed context."""
+"""The services handlers reach through their typed context, and that context itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from telegram.ext import CallbackContext, ExtBot
+from telegram import CallbackQuery, Message, Update
+from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.callbacks import keyboard
 from bot.delivery import Delivery
 from bot.digests import DigestService
+from bot.domain.render import Buttons, ProjectHealth, render_status
 from bot.health import HealthServer
 from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
@@ -18,6 +22,60 @@ from bot.store import Store
 from bot.sweeps import SweepService
 from config import LabConfig, Settings
 from wandb_client.client import WandbClient
+from wandb_client.error_mapping import in_words
+
+
+class StatusService:
+    """Assemble /status: W&B health, each watched project's last poll, the outbox, agents."""
+
+    def __init__(
+        self,
+        store: Store,
+        monitor: Monitor,
+        polls: PollScheduler,
+        wandb: WandbClient,
+        lab: LabConfig,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._monitor = monitor
+        self._polls = polls
+        self._wandb = wandb
+        self._lab = lab
+        self._clock = clock
+
+    def report(self, chat_id: int) -> str:
+        """Return the /status text, its times in the chat's time zone."""
+        states = {(s.entity, s.project): s for s in self._store.runs.project_states()}
+        projects = []
+        for entity, project in sorted(self._monitor.watched()):
+            state = states.get((entity, project))
+            outcome = self._polls.last_outcome.get((entity, project))
+            ok = outcome is not None and outcome.ok
+            projects.append(
+                ProjectHealth(
+                    project=f"{entity}/{project}" if entity != self._lab.entity else project,
+                    last_poll=state.last_poll_at if state else None,
+                    error=in_words(state.last_error) if state and state.last_error else None,
+                    running=self._running(entity, project) if ok else None,
+                    missing=outcome is not None and outcome.missing,
+                )
+            )
+        health = self._wandb.health
+        return render_status(
+            projects,
+            now=self._clock(),
+            outbox_depth=self._store.outbox.counts()["pending"],
+            wandb_ok=health.consecutive_failures == 0,
+            wandb_error=in_words(health.last_error) if health.last_error else None,
+            wandb_checked=health.last_success_at is not None,
+            agents=len(self._store.agents.all(live_only=True)),
+            tz=ZoneInfo(self._lab.chat_zone(chat_id)),
+        )
+
+    def _running(self, entity: str, project: str) -> int:
+        memory = self._store.runs.memory(entity, project)
+        return sum(1 for mem in memory.values() if mem.get("state") == "running")
 
 
 @dataclass
@@ -34,10 +92,13 @@ class Services:
     insight: InsightService
     digests: DigestService
     sweeps: SweepService
+    status: StatusService
     clock: Callable[[], datetime]
     started_at: datetime
     # Served only when WTB_HTTP_PORT is set.
     health: HealthServer | None = None
+    # /help, rendered once from the command table by the composition root.
+    help_text: str = ""
 
 
 class BotData:
@@ -58,4 +119,127 @@ class BotData:
         return self._services
 
 
-BotContext = CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]
+class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    """What every handler gets: the services, who and where, and replies that fit the update."""
+
+    _update: Update | None
+    _answered: bool
+
+    @classmethod
+    def from_update(
+        cls, update: object, application: Application[Any, CustomContext, Any, Any, Any, Any]
+    ) -> CustomContext:
+        """Build the context of one update, keeping the update for `reply()` and friends."""
+        context = super().from_update(update, application)
+        context._update = update if isinstance(update, Update) else None
+        context._answered = False
+        return context
+
+    @property
+    def services(self) -> Services:
+        """Return the bot's services."""
+        return self.bot_data.services
+
+    @property
+    def has_update(self) -> bool:
+        """Tell whether an update stands behind this context (not a job, not a network error)."""
+        return self._update is not None
+
+    @property
+    def chat_id(self) -> int:
+        """Return the id of the chat the update came from (0 when none)."""
+        chat = self._update.effective_chat if self._update else None
+        return chat.id if chat else 0
+
+    @property
+    def chat_type(self) -> str:
+        """Return the kind of chat the update came from (`private`, `group`, …)."""
+        chat = self._update.effective_chat if self._update else None
+        return chat.type if chat else ""
+
+    @property
+    def user_id(self) -> int | None:
+        """Return the id of the user who sent the command or pressed the button."""
+        user = self._update.effective_user if self._update else None
+        return user.id if user else None
+
+    @property
+    def user_name(self) -> str:
+        """Return the sender's first name (or @username), for telling others who did what."""
+        user = self._update.effective_user if self._update else None
+        if user is None:
+            return "someone"
+        return user.first_name or (f"@{user.username}" if user.username else str(user.id))
+
+    @property
+    def query(self) -> CallbackQuery | None:
+        """Return the button press, None for a command."""
+        return self._update.callback_query if self._update else None
+
+    @property
+    def now(self) -> datetime:
+        """Return the services' clock reading."""
+        return self.services.clock()
+
+    @property
+    def is_admin(self) -> bool:
+        """Tell whether the sender is a lab admin."""
+        return self.services.lab.is_admin(self.user_id)
+
+    @property
+    def arguments(self) -> list[str]:
+        """Return the command's arguments."""
+        return list(self.args or [])
+
+    async def reply(
+        self, text: str, *, buttons: Buttons = (), ttl: float | None = None, bind_user: bool = False
+    ) -> Message | None:
+        """Send a message to the chat the update came from (below a pressed button's message).
+
+        Buttons become stored tokens; `ttl` makes them expire and `bind_user` remembers who
+        asked, for confirmations.
+        """
+        message = self._update.effective_message if self._update else None
+        if message is None:
+            return None
+        services = self.services
+        markup = keyboard(
+            services.store,
+            buttons,
+            services.clock(),
+            chat_id=self.chat_id,
+            user_id=self.user_id if bind_user else None,
+            ttl=ttl,
+        )
+        return await message.reply_text(text, do_quote=False, reply_markup=markup)
+
+    async def reply_photo(self, png: bytes, caption: str) -> Message | None:
+        """Send a picture to the chat the update came from."""
+        message = self._update.effective_message if self._update else None
+        if message is None:
+            return None
+        return await message.reply_photo(png, caption=caption, do_quote=False)
+
+    async def answer(self, text: str | None = None, *, alert: bool = False) -> None:
+        """Answer a button press once (a toast, or a popup with `alert`); a command gets `text`."""
+        query = self.query
+        if query is None:
+            if text:
+                await self.reply(text)
+            return
+        if self._answered:
+            return
+        self._answered = True
+        await query.answer(text[:200] if text else None, show_alert=alert)
+
+    async def refuse(self, text: str) -> None:
+        """Say no in one line: a popup on a button, a reply to a command."""
+        await self.answer(text, alert=True)
+
+    async def edit(self, text: str) -> None:
+        """Replace the text of the message whose button was pressed (its buttons go)."""
+        if self.query is not None:
+            await self.query.edit_message_text(text)
+
+
+CommandCallback = Callable[[Update, CustomContext], Coroutine[Any, Any, None]]

@@ -1,26 +1,24 @@
-"""The access gate: only the lab's chats get in, only admins start or stop things."""
+"""The access gate: one check before any handler, driven by the command and button tables."""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
+from telegram.ext import ApplicationHandlerStop
 
-from bot.services import BotContext, Services
+from bot.callbacks import ButtonSpec, find_spec, pressed
+from bot.domain.commands import CommandSpec, Role
+from bot.services import CustomContext, Services
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
-
-ADMIN_REFUSALS = {
-    "sweep": "Only lab admins can start or stop sweeps.",
-    "stop": "Only lab admins can stop runs.",
-    "watch": "Only lab admins can change what this chat watches.",
-    "silence": "Only lab admins can silence projects.",
-}
+NOT_LAB = "This chat is not part of the lab."
+# An unknown chat hears why at most this often, however many commands it sends.
+OUTSIDER_QUIET = timedelta(hours=1)
 
 
 def is_lab_chat(services: Services, chat_id: int, chat_type: str) -> bool:
@@ -32,14 +30,6 @@ def is_lab_chat(services: Services, chat_id: int, chat_type: str) -> bool:
     return chat_type == "private" and services.lab.is_admin(chat_id)
 
 
-def lab_chat_id(services: Services, chat_id: int) -> int:
-    """Return the id the lab file knows a chat by (a group keeps it after becoming a supergroup)."""
-    for old, new in services.store.chats.migrations().items():
-        if new == chat_id and services.lab.chat(old) is not None:
-            return old
-    return chat_id
-
-
 def outsider_reply(chat_id: int) -> str:
     """Return the one line an unknown chat gets."""
     return (
@@ -48,47 +38,82 @@ def outsider_reply(chat_id: int) -> str:
     )
 
 
-def lab_only(handler: Handler) -> Handler:
-    """Let a command through only from the lab's chats; answer others with their chat id."""
+def command_of(update: Update, bot_username: str | None) -> tuple[str, list[str]] | None:
+    """Return the command a message carries (name, arguments), None when it carries none."""
+    message = update.effective_message
+    text = message.text if message is not None and update.callback_query is None else None
+    if not text or not text.startswith("/"):
+        return None
+    head, *args = text.split()
+    name, _, addressee = head[1:].partition("@")
+    if addressee and bot_username and addressee.lower() != bot_username.lower():
+        return None  # another bot's command in a group
+    return name.lower(), args
 
-    @functools.wraps(handler)
-    async def gated(update: Update, context: BotContext) -> None:
-        chat = update.effective_chat
-        if chat is None:
-            return
-        services = context.bot_data.services
-        if not is_lab_chat(services, chat.id, chat.type):
-            log.info("refused chat %s (%s)", chat.id, chat.type)
-            if update.callback_query is not None:
-                await update.callback_query.answer("This chat is not part of the lab.")
-            elif update.effective_message is not None:
-                await update.effective_message.reply_text(outsider_reply(chat.id))
-            return
-        if chat.id in services.store.chats.paused():
+
+def refusal(spec: CommandSpec[Any]) -> str:
+    """Return what a member hears when asking for an admin's command."""
+    return f"Only lab admins can {spec.summary}."
+
+
+class Gate:
+    """Let only the lab's chats in, and only admins to admin commands and buttons.
+
+    Registered as a `TypeHandler` in the earliest group: a refusal raises
+    `ApplicationHandlerStop`, so no handler runs.
+    """
+
+    def __init__(
+        self, commands: Sequence[CommandSpec[Any]], buttons: Sequence[ButtonSpec[Any]]
+    ) -> None:
+        self._commands = {spec.name: spec for spec in commands}
+        self._buttons = buttons
+        self._told: dict[int, datetime] = {}
+
+    async def __call__(self, update: Update, context: CustomContext) -> None:
+        """Check one update; raise `ApplicationHandlerStop` to refuse it."""
+        command = command_of(update, context.bot.username if context.bot else None)
+        spec = self._commands.get(command[0]) if command else None
+        if spec is None and update.callback_query is None:
+            return  # nothing of ours would answer it
+        services = context.services
+        if not is_lab_chat(services, context.chat_id, context.chat_type):
+            await self._turn_away(context)
+            raise ApplicationHandlerStop
+        if context.chat_id in services.store.chats.paused():
             # Someone talks to the bot here again: it is no longer blocked or kicked.
-            services.delivery.resume(chat.id)
-        await handler(update, context)
+            services.delivery.resume(context.chat_id)
+        text = self._refusal(context, spec, command[1] if command else [])
+        if text is not None:
+            await context.refuse(text)
+            raise ApplicationHandlerStop
 
-    return gated
+    def _refusal(
+        self, context: CustomContext, spec: CommandSpec[Any] | None, args: list[str]
+    ) -> str | None:
+        if context.is_admin:
+            return None
+        if spec is not None:
+            return refusal(spec) if spec.needs_admin(args) else None
+        query = context.query
+        record = pressed(context.services.store, query.data if query else None, context.now)
+        if isinstance(record, str):
+            return None  # the router says why the button does nothing
+        button = find_spec(self._buttons, record.action)
+        if button is None or button.role is Role.MEMBER:
+            return None
+        return button.refusal
 
-
-def admins_only(what: str) -> Callable[[Handler], Handler]:
-    """Refuse a command politely unless a lab admin sent it."""
-
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        async def gated(update: Update, context: BotContext) -> None:
-            user = update.effective_user
-            services = context.bot_data.services
-            if not services.lab.is_admin(user.id if user else None):
-                text = ADMIN_REFUSALS.get(what, "Only lab admins can do that.")
-                if update.callback_query is not None:
-                    await update.callback_query.answer(text, show_alert=True)
-                elif update.effective_message is not None:
-                    await update.effective_message.reply_text(text)
-                return
-            await handler(update, context)
-
-        return gated
-
-    return wrap
+    async def _turn_away(self, context: CustomContext) -> None:
+        log.info("refused chat %s (%s)", context.chat_id, context.chat_type)
+        if context.query is not None:
+            await context.refuse(NOT_LAB)
+            return
+        now = context.now
+        last = self._told.get(context.chat_id)
+        if last is not None and now - last < OUTSIDER_QUIET:
+            return
+        # Forget chats told long ago, so strangers cannot grow this without bound.
+        self._told = {c: t for c, t in self._told.items() if now - t < OUTSIDER_QUIET}
+        self._told[context.chat_id] = now
+        await context.reply(outsider_reply(context.chat_id))

@@ -1,18 +1,16 @@
-"""Small pieces every handler shares: replying, and turning errors into one line."""
+"""What every handler shares: the one error translator and the chat's lab identity."""
 
 from __future__ import annotations
 
-import functools
 import logging
 
-from telegram import Message, Update
+from telegram.error import TelegramError
 
 from bot.domain.commands import UsageError
 from bot.domain.format import esc
 from bot.domain.render import render_usage_error
-from bot.services import BotContext
+from bot.services import CustomContext, Services
 from bot.sweeps import SweepError
-from handlers.access import Handler
 from wandb_client.errors import (
     WandbAuthError,
     WandbError,
@@ -21,6 +19,12 @@ from wandb_client.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+SOMETHING_WRONG = "⚠️ Something went wrong on my side; it is logged. Try again in a moment."
+
+
+class RefusedError(Exception):
+    """The bot will not do what was asked; the message is one line for the chat."""
 
 
 def wandb_trouble(exc: WandbError) -> str:
@@ -34,32 +38,49 @@ def wandb_trouble(exc: WandbError) -> str:
     return "⚠️ W&B refused that request."
 
 
-async def reply(update: Update, text: str, **kwargs: object) -> Message | None:
-    """Reply in the chat the update came from."""
-    message = update.effective_message
-    if message is None:
-        return None
-    return await message.reply_text(text, do_quote=False, **kwargs)  # type: ignore[arg-type]
+def explain(exc: BaseException) -> str | None:
+    """Return the one line the chat gets for an expected failure, None for a bug."""
+    if isinstance(exc, UsageError):
+        return render_usage_error(exc)
+    if isinstance(exc, RefusedError | SweepError):
+        return esc(str(exc))
+    if isinstance(exc, WandbError):
+        log.warning("W&B error: %s", exc)
+        return wandb_trouble(exc)
+    return None
 
 
-def answers_errors(handler: Handler) -> Handler:
-    """Turn a usage mistake, a sweep refusal or W&B trouble into one line, never a traceback."""
-
-    @functools.wraps(handler)
-    async def wrapped(update: Update, context: BotContext) -> None:
+async def report_error(update: object, context: CustomContext) -> None:
+    """The error handler: an expected failure is one line (a popup on a button), a bug is logged."""
+    error = context.error
+    text = explain(error) if error is not None else None
+    if text is None:
+        log.error("unhandled error", exc_info=error)
+        text = SOMETHING_WRONG
+    if not context.has_update:
+        return
+    try:
+        await context.refuse(text)
+    except TelegramError:
+        # A press the action had already answered cannot be answered twice: say it in the chat.
         try:
-            await handler(update, context)
-        except UsageError as exc:
-            await reply(update, render_usage_error(exc))
-        except SweepError as exc:
-            await reply(update, esc(str(exc)))
-        except WandbError as exc:
-            log.warning("W&B error in %s: %s", handler.__name__, exc)
-            await reply(update, wandb_trouble(exc))
-
-    return wrapped
+            await context.reply(text)
+        except TelegramError as exc:
+            log.warning("could not tell chat %s why: %s", context.chat_id, exc)
 
 
-def args_of(context: BotContext) -> list[str]:
-    """Return the command's arguments."""
-    return list(context.args or [])
+def lab_chat_id(services: Services, chat_id: int) -> int:
+    """Return the id the lab file knows a chat by (a group keeps it after becoming a supergroup)."""
+    for old, new in services.store.chats.migrations().items():
+        if new == chat_id and services.lab.chat(old) is not None:
+            return old
+    return chat_id
+
+
+def default_project(context: CustomContext) -> str | None:
+    """Return the chat's only project, so commands may leave it out."""
+    services = context.services
+    chat = services.lab.chat(lab_chat_id(services, context.chat_id))
+    if chat is not None and len(chat.projects) == 1:
+        return chat.projects[0]
+    return None

@@ -6,29 +6,14 @@ from telegram import Update
 
 from bot.domain.commands import parse_runs
 from bot.domain.render import render_runs_list
-from bot.services import BotContext
-from handlers.access import lab_chat_id, lab_only
-from handlers.common import answers_errors, args_of, reply
+from bot.services import CustomContext
+from handlers.common import default_project
 
 
-def default_project(context: BotContext, chat_id: int) -> str | None:
-    """Return the chat's only project, so commands may leave it out."""
-    services = context.bot_data.services
-    chat = services.lab.chat(lab_chat_id(services, chat_id))
-    if chat is not None and len(chat.projects) == 1:
-        return chat.projects[0]
-    return None
-
-
-@lab_only
-@answers_errors
-async def runs_command(update: Update, context: BotContext) -> None:
+async def runs_command(update: Update, context: CustomContext) -> None:
     """List a project's recent runs, optionally of one state."""
-    services = context.bot_data.services
-    chat_id = update.effective_chat.id if update.effective_chat else 0
-    request = parse_runs(
-        args_of(context), services.lab, default_project=default_project(context, chat_id)
-    )
+    services = context.services
+    request = parse_runs(context.arguments, services.lab, default_project=default_project(context))
     runs = await services.wandb.recent_runs(
         request.entity, request.project, request.state, request.limit
     )
@@ -36,9 +21,9 @@ async def runs_command(update: Update, context: BotContext) -> None:
         request.project,
         runs,
         services.settings.ui_url,
-        services.clock(),
+        context.now,
         settings=services.lab.project(request.project),
         entity=request.entity,
         state=request.state,
     )
-    await reply(update, text)
+    await context.reply(text)

@@ -9,115 +9,90 @@ from telegram import Update
 from bot.domain.commands import parse_project_arg, parse_silence
 from bot.domain.format import esc, fmt_duration
 from bot.domain.notify import subscribed_projects
-from bot.services import BotContext
-from handlers.access import admins_only, lab_chat_id, lab_only
-from handlers.common import answers_errors, args_of, reply
+from bot.services import CustomContext
+from handlers.common import lab_chat_id
 
 
-@lab_only
-@admins_only("watch")
-@answers_errors
-async def watch_command(update: Update, context: BotContext) -> None:
+def _projects(context: CustomContext, *, extra: bool = True) -> frozenset[str]:
+    """Return what this chat hears about: its lab-file projects, and what /watch added."""
+    services = context.services
+    subs = services.store.chats.subscriptions().get(context.chat_id, set()) if extra else set()
+    added = [f"{entity}/{project}" for entity, project in subs]
+    return subscribed_projects(services.lab, lab_chat_id(services, context.chat_id), added)
+
+
+async def watch_command(update: Update, context: CustomContext) -> None:
     """Subscribe this chat to a project and start polling it."""
-    services = context.bot_data.services
-    ref = parse_project_arg(args_of(context), services.lab, "watch")
-    chat_id = update.effective_chat.id if update.effective_chat else 0
-    user = update.effective_user
-    already = f"{ref.entity}/{ref.project}" in subscribed_projects(
-        services.lab, lab_chat_id(services, chat_id), _extra(context, chat_id)
-    )
-    if already or not services.store.chats.subscribe(
-        chat_id, ref.entity, ref.project, user.id if user else None, services.clock()
+    services = context.services
+    ref = parse_project_arg(context.arguments, services.lab, "watch")
+    if ref.path in _projects(context) or not services.store.chats.subscribe(
+        context.chat_id, ref.entity, ref.project, context.user_id, context.now
     ):
-        await reply(update, f"This chat already watches {esc(ref.project)}.")
+        await context.reply(f"This chat already watches {esc(ref.project)}.")
         return
     services.polls.ensure(ref.entity, ref.project)
-    await reply(
-        update,
+    await context.reply(
         f"👀 This chat now hears about {esc(ref.project)}: runs that finish, fail, crash, "
-        "are killed or stall from now on.",
+        "are killed or stall from now on."
     )
 
 
-@lab_only
-@admins_only("watch")
-@answers_errors
-async def unwatch_command(update: Update, context: BotContext) -> None:
+async def unwatch_command(update: Update, context: CustomContext) -> None:
     """Unsubscribe this chat from a project it watches through /watch."""
-    services = context.bot_data.services
-    ref = parse_project_arg(args_of(context), services.lab, "unwatch")
-    chat_id = update.effective_chat.id if update.effective_chat else 0
-    if services.store.chats.unsubscribe(chat_id, ref.entity, ref.project):
+    services = context.services
+    ref = parse_project_arg(context.arguments, services.lab, "unwatch")
+    if services.store.chats.unsubscribe(context.chat_id, ref.entity, ref.project):
         if (ref.entity, ref.project) not in services.monitor.watched():
             services.polls.drop(ref.entity, ref.project)
-        await reply(update, f"This chat no longer hears about {esc(ref.project)}.")
-    elif f"{ref.entity}/{ref.project}" in subscribed_projects(
-        services.lab, lab_chat_id(services, chat_id)
-    ):
-        await reply(
-            update,
+        await context.reply(f"This chat no longer hears about {esc(ref.project)}.")
+    elif ref.path in _projects(context, extra=False):
+        await context.reply(
             f"{esc(ref.project)} is set for this chat in the lab file; an admin can change it "
-            "there, or use /silence for a while.",
+            "there, or use /silence for a while."
         )
     else:
-        await reply(update, f"This chat does not watch {esc(ref.project)}.")
+        await context.reply(f"This chat does not watch {esc(ref.project)}.")
 
 
-@lab_only
-async def subscriptions_command(update: Update, context: BotContext) -> None:
+async def subscriptions_command(update: Update, context: CustomContext) -> None:
     """List the projects this chat hears about, and any silences."""
-    services = context.bot_data.services
-    chat_id = update.effective_chat.id if update.effective_chat else 0
-    home = lab_chat_id(services, chat_id)
-    projects = sorted(subscribed_projects(services.lab, home, _extra(context, chat_id)))
-    chat = services.lab.chat(home)
-    events = ", ".join(chat.events) if chat else "all"
+    services = context.services
+    projects = sorted(_projects(context))
     if not projects:
-        await reply(update, "This chat watches no project yet. An admin can /watch one.")
+        await context.reply("This chat watches no project yet. An admin can /watch one.")
         return
-    now = services.clock()
+    chat = services.lab.chat(lab_chat_id(services, context.chat_id))
+    events = ", ".join(chat.events) if chat else "all"
+    now = context.now
     silences = services.store.silences.active(now)
     lines = [f"👀 This chat hears about ({esc(events)}):"]
     for path in projects:
         entity, project = path.split("/", 1)
-        until = silences.get((chat_id, entity, project))
+        until = silences.get((context.chat_id, entity, project))
         muted = f" · 🔕 for {fmt_duration((until - now).total_seconds())}" if until else ""
         shown = project if entity == services.lab.entity else path
         lines.append(f"• {esc(shown)}{muted}")
-    await reply(update, "\n".join(lines))
+    await context.reply("\n".join(lines))
 
 
-@lab_only
-@admins_only("silence")
-@answers_errors
-async def silence_command(update: Update, context: BotContext) -> None:
+async def silence_command(update: Update, context: CustomContext) -> None:
     """Mute a project's notifications in this chat for a while."""
-    services = context.bot_data.services
-    request = parse_silence(args_of(context), services.lab)
-    chat_id = update.effective_chat.id if update.effective_chat else 0
-    until = services.clock() + timedelta(seconds=request.seconds)
-    services.store.silences.add(chat_id, request.project.entity, request.project.project, until)
-    await reply(
-        update,
-        f"🔕 {esc(request.project.project)} is silenced here for "
-        f"{fmt_duration(request.seconds)}. /unsilence {esc(request.project.project)} lifts it.",
+    services = context.services
+    request = parse_silence(context.arguments, services.lab)
+    until = context.now + timedelta(seconds=request.seconds)
+    project = request.project
+    services.store.silences.add(context.chat_id, project.entity, project.project, until)
+    await context.reply(
+        f"🔕 {esc(project.project)} is silenced here for {fmt_duration(request.seconds)}. "
+        f"/unsilence {esc(project.project)} lifts it."
     )
 
 
-@lab_only
-@admins_only("silence")
-@answers_errors
-async def unsilence_command(update: Update, context: BotContext) -> None:
+async def unsilence_command(update: Update, context: CustomContext) -> None:
     """Lift a silence."""
-    services = context.bot_data.services
-    ref = parse_project_arg(args_of(context), services.lab, "unsilence")
-    chat_id = update.effective_chat.id if update.effective_chat else 0
-    if services.store.silences.remove(chat_id, ref.entity, ref.project):
-        await reply(update, f"🔔 {esc(ref.project)} is no longer silenced here.")
+    services = context.services
+    ref = parse_project_arg(context.arguments, services.lab, "unsilence")
+    if services.store.silences.remove(context.chat_id, ref.entity, ref.project):
+        await context.reply(f"🔔 {esc(ref.project)} is no longer silenced here.")
     else:
-        await reply(update, f"{esc(ref.project)} was not silenced here.")
-
-
-def _extra(context: BotContext, chat_id: int) -> list[str]:
-    subs = context.bot_data.services.store.chats.subscriptions().get(chat_id, set())
-    return [f"{entity}/{project}" for entity, project in subs]
+        await context.reply(f"{esc(ref.project)} was not silenced here.")

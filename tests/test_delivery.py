@@ -11,6 +11,7 @@ import pytest
 from telegram import Bot
 
 from bot.delivery import Delivery
+from bot.domain.render import Button
 from bot.store import OutboxItem, Store
 from tests.servers.telegram import TelegramServer
 
@@ -67,18 +68,13 @@ async def test_sends_in_order_and_marks_sent(
 async def test_buttons_become_short_callback_tokens(
     telegram: TelegramServer, bot: Bot, store: Store
 ) -> None:
-    spec = {
-        "label": "Config",
-        "action": "config",
-        "target": "lab/" + "p" * 60 + "/run12345",
-        "url": None,
-    }
+    spec = Button("Config", "config", "lab/" + "p" * 60 + "/run12345")
     store.outbox.enqueue([msg("a", buttons=((spec,),))], now())
     await delivery(store, bot).drain()
     [data] = telegram.bot_messages(GROUP)[0].callback_data
     assert len(data.encode()) <= 64
     record = store.callbacks.get(data.removeprefix("cb:"))
-    assert record is not None and record.target == spec["target"]
+    assert record is not None and record.target == spec.target
 
 
 async def test_flood_wait_is_honoured_and_message_not_lost(

@@ -189,7 +189,7 @@ def test_a_sweep_runs_own_parameters_lead_its_message() -> None:
 def test_every_part_of_a_long_burst_reaches_the_store() -> None:
     from datetime import UTC, datetime
 
-    from bot.monitor import to_outbox
+    from bot.callbacks import to_outbox
     from bot.store import Store
 
     events = [make_event(i, "crashed", name=f"node-{i}-" + "x" * 60) for i in range(80)]

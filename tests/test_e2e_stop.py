@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.buttons import EXPIRED
+from bot.callbacks import EXPIRED
 from handlers.stop import NOT_YOURS
 from tests.harness import ADMIN, LAB_CHAT, MEMBER, Harness
 

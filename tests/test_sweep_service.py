@@ -10,7 +10,6 @@ from bot.domain.control import (
     AgentView,
     SweepProgress,
     SweepView,
-    button_specs,
     last_error,
     render_agent_end,
     render_crash_loop,
@@ -20,7 +19,6 @@ from bot.domain.control import (
     render_sweeps_status,
     summarise_runs,
 )
-from bot.domain.render import Button
 from wandb_client.models import RunSnapshot
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -174,6 +172,5 @@ def test_sweep_changed(action: str, needle: str) -> None:
 def test_stop_prompt_buttons_and_escaping() -> None:
     text, buttons = render_stop_prompt("lab/wine-quality-dev/a", run("a", "running"), 60)
     assert "rf-&lt;a&gt;" in text and "1m 00s" in text
-    specs = button_specs(buttons)
-    assert [s["action"] for row in specs for s in row] == ["stop_yes", "stop_no"]
-    assert button_specs(((Button("x", url="https://x"),),))[0][0]["url"] == "https://x"
+    assert [b.action for row in buttons for b in row] == ["stop_yes", "stop_no"]
+    assert all(b.target == "lab/wine-quality-dev/a" for row in buttons for b in row)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from html import escape
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from config.lab import LabConfig, check_name
@@ -21,6 +22,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 _SWEEP_ID = re.compile(r"^[a-z0-9]{4,32}$")
 _METRIC = re.compile(r"^[\w./\-]{1,128}$")
 _DURATION = re.compile(r"^(?:(\d{1,4})d)?(?:(\d{1,5})h)?(?:(\d{1,6})m)?(?:(\d{1,7})s)?$")
+C = TypeVar("C")
 _GOALS: dict[str, Literal["maximize", "minimize"]] = {
     "max": "maximize",
     "maximize": "maximize",
@@ -28,60 +30,73 @@ _GOALS: dict[str, Literal["maximize", "minimize"]] = {
     "minimize": "minimize",
 }
 
-USAGES: dict[str, str] = {
-    "help": "/help",
-    "start": "/start",
-    "watch": "/watch <project|entity/project>",
-    "unwatch": "/unwatch <project|entity/project>",
-    "subscriptions": "/subscriptions",
-    "runs": f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}]",
-    "status": "/status",
-    "best": "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]",
-    "plot": "/plot <run id|project/id|entity/project/id|run URL> [metric ...] · /plot sweep <sweep id|URL> [metric]",
-    "digest": "/digest",
-    "sweep": "/sweep start|stop|cancel|pause|resume|status ...",
-    "sweep start": (
-        f"/sweep start <name> [count=N, default {DEFAULT_SWEEP_COUNT}] "
-        f"[agents=K, default {DEFAULT_AGENTS}] [gpus=0,1] [project=P] [sweep=ID]"
-    ),
-    "sweep stop": "/sweep stop <sweep id|name|entity/project/id|sweep URL>",
-    "sweep cancel": "/sweep cancel <sweep id|name|entity/project/id|sweep URL>",
-    "sweep pause": "/sweep pause <sweep id|name|entity/project/id|sweep URL>",
-    "sweep resume": "/sweep resume <sweep id|name|entity/project/id|sweep URL>",
-    "sweep status": "/sweep status [sweep id|name|entity/project/id|sweep URL]",
-    "sweeps": "/sweeps",
-    "stop": "/stop <run id|project/id|entity/project/id|run URL>",
-    "silence": "/silence <project> <duration, e.g. 30m, 2h, 1d>",
-    "unsilence": "/unsilence <project>",
-}
-
-# What /help shows: the short form of each command (a mistake shows the full usage).
-_HELP_LINES: tuple[tuple[str, str, bool], ...] = (
-    ("/runs <project> [state]", "recent runs", False),
-    ("/best <project|sweep> [metric] [min|max]", "the best run and its config", False),
-    ("/plot <run> [metric ...]", "a run's curves; /plot sweep <id> for a sweep", False),
-    ("/digest", "this chat's digest, now", False),
-    ("/subscriptions", "what this chat hears about", False),
-    ("/status", "my health: W&B, polls, queue", False),
-    ("/sweeps", "sweeps running now", False),
-    ("/sweep status [id]", "a sweep's progress", False),
-    ("/sweep start <name> [count=N] [agents=K] [gpus=0,1] [project=P]", "start a lab sweep", True),
-    ("/sweep stop|cancel|pause|resume <id>", "stop, cancel (kills runs), pause, resume", True),
-    ("/stop <run>", "stop a run (asks first)", True),
-    ("/watch <project>", "hear about a project here; /unwatch to stop", True),
-    ("/silence <project> <30m|2h|1d>", "mute a project for a while; /unsilence", True),
+# Each command's usage, written once: parsers quote it in their errors and the command table
+# (handlers/table.py) shows it in /help.
+RUN_TARGET = "run id|project/id|entity/project/id|run URL"
+SWEEP_TARGET = "sweep id|name|entity/project/id|sweep URL"
+RUNS_USAGE = f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}]"
+BEST_USAGE = "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]"
+PLOT_USAGE = f"/plot <{RUN_TARGET}> [metric ...] · /plot sweep <sweep id|URL> [metric]"
+STOP_USAGE = f"/stop <{RUN_TARGET}>"
+SILENCE_USAGE = "/silence <project> <duration, e.g. 30m, 2h, 1d>"
+SWEEP_START_USAGE = (
+    f"/sweep start <name> [count=N, default {DEFAULT_SWEEP_COUNT}] "
+    f"[agents=K, default {DEFAULT_AGENTS}] [gpus=0,1] [project=P] [sweep=ID]"
 )
+SWEEP_CONTROL_USAGE = f"/sweep stop|cancel|pause|resume <{SWEEP_TARGET}>"
+SWEEP_STATUS_USAGE = f"/sweep status [{SWEEP_TARGET}]"
+SWEEP_ACTIONS_USAGE = "/sweep start|stop|cancel|pause|resume|status ..."
+SWEEP_USAGE = "\n".join((SWEEP_START_USAGE, SWEEP_CONTROL_USAGE, SWEEP_STATUS_USAGE))
 
 
-def _help_text() -> str:
+def project_usage(command: str) -> str:
+    """Return the usage of a command whose one argument is a project."""
+    return f"/{command} <project|entity/project>"
+
+
+class Role(Enum):
+    """Who may use a command or press a button."""
+
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec(Generic[C]):
+    """One command: its name, handler, menu summary, full usage and who may use it.
+
+    `member_subcommands` opens some sub-commands of an admin command to every member
+    (`/sweep status`).
+    """
+
+    name: str
+    callback: C
+    summary: str
+    usage: str
+    role: Role = Role.MEMBER
+    member_subcommands: tuple[str, ...] = ()
+
+    def needs_admin(self, args: Sequence[str]) -> bool:
+        """Tell whether these arguments make the command an admin's."""
+        if self.role is not Role.ADMIN:
+            return False
+        return not (args and args[0].lower() in self.member_subcommands)
+
+    @property
+    def menu_text(self) -> str:
+        """Return the line Telegram's command menu shows."""
+        return f"{self.summary} (admins)" if self.role is Role.ADMIN else self.summary
+
+
+def render_help(specs: Sequence[CommandSpec[C]]) -> str:
+    """Render /help: every usage line of every command, admin ones marked with a lock."""
     lines = ["<b>Commands</b> (🔒 lab admins only)"]
-    for syntax, what, admin in _HELP_LINES:
-        lock = " 🔒" if admin else ""
-        lines.append(f"<code>{escape(syntax)}</code>{lock} — {escape(what)}")
+    for spec in specs:
+        for usage in spec.usage.splitlines():
+            sub = usage.split()[1].lower() if len(usage.split()) > 1 else ""
+            lock = " 🔒" if spec.needs_admin([sub]) else ""
+            lines.append(f"<code>{escape(usage)}</code>{lock} — {escape(spec.summary)}")
     return "\n".join(lines)
-
-
-HELP = _help_text()
 
 
 class UsageError(Exception):
@@ -316,7 +331,7 @@ def _key_values(args: Sequence[str], known: Sequence[str], usage: str) -> dict[s
 
 def parse_run_ref(text: str, default_entity: str, default_project: str | None) -> RunRef:
     """Parse a run id, `project/id`, `entity/project/id` or a W&B run URL."""
-    usage = USAGES["stop"]
+    usage = STOP_USAGE
     text = text.strip()
     if not text:
         raise UsageError("Say which run.", usage)
@@ -367,7 +382,7 @@ def _project_ref(text: str, lab: LabConfig, usage: str) -> ProjectRef:
 
 def parse_project_arg(args: Sequence[str], lab: LabConfig, command: str = "watch") -> ProjectRef:
     """Parse the single project argument of /watch, /unwatch and /unsilence."""
-    usage = USAGES.get(command, USAGES["watch"])
+    usage = project_usage(command)
     if len(args) != 1:
         raise UsageError("Give exactly one project." if args else "Say which project.", usage)
     return _project_ref(args[0], lab, usage)
@@ -413,13 +428,13 @@ def parse_sweep(
 ) -> SweepRequest:
     """Parse `/sweep start|stop|cancel|pause|resume|status ...`."""
     if not args:
-        raise UsageError("Say what to do with the sweep.", USAGES["sweep"])
+        raise UsageError("Say what to do with the sweep.", SWEEP_ACTIONS_USAGE)
     sub, rest = args[0].lower(), list(args[1:])
     if sub == "start":
         return _parse_sweep_start(rest, lab, max_count=max_count, max_agents=max_agents)
     if sub not in ("stop", "cancel", "pause", "resume", "status"):
-        raise UsageError(f'Unknown sweep action "{_shown(args[0])}".', USAGES["sweep"])
-    usage = USAGES[f"sweep {sub}"]
+        raise UsageError(f'Unknown sweep action "{_shown(args[0])}".', SWEEP_ACTIONS_USAGE)
+    usage = SWEEP_STATUS_USAGE if sub == "status" else f"/sweep {sub} <{SWEEP_TARGET}>"
     if len(rest) > 1:
         raise UsageError("Give one sweep.", usage)
     if not rest:
@@ -439,7 +454,7 @@ def parse_sweep(
 def _parse_sweep_start(
     args: Sequence[str], lab: LabConfig, *, max_count: int, max_agents: int
 ) -> SweepStart:
-    usage = USAGES["sweep start"]
+    usage = SWEEP_START_USAGE
     if not args or "=" in args[0]:
         raise UsageError(f"Say which sweep. Known: {_known(list(lab.sweeps))}.", usage)
     name = args[0]
@@ -480,7 +495,7 @@ def parse_best(args: Sequence[str], lab: LabConfig) -> BestRequest:
     A bare word is a project when the lab knows it as one; otherwise an 8-ish character
     lowercase id is taken for a sweep id (its project left for the caller to find).
     """
-    usage = USAGES["best"]
+    usage = BEST_USAGE
     if not args:
         raise UsageError("Say which project or sweep.", usage)
     if len(args) > 3:
@@ -514,7 +529,7 @@ def parse_runs(
     args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
 ) -> RunsRequest:
     """Parse `/runs <project> [state] [limit]` (state and limit in any order)."""
-    usage = USAGES["runs"]
+    usage = RUNS_USAGE
     rest = list(args)
     if rest and (rest[0].lower() in RUN_STATES or rest[0].isdigit()) and default_project:
         target = default_project
@@ -550,7 +565,7 @@ def parse_plot(
 
     A target with `/sweeps/` in it (a path or a sweep URL) is a sweep too.
     """
-    usage = USAGES["plot"]
+    usage = PLOT_USAGE
     if not args:
         raise UsageError("Say which run.", usage)
     if args[0].lower() == "sweep" or "/sweeps/" in args[0]:
@@ -590,7 +605,7 @@ def parse_duration(text: str) -> float | None:
 
 def parse_silence(args: Sequence[str], lab: LabConfig) -> SilenceRequest:
     """Parse `/silence <project> <duration>`."""
-    usage = USAGES["silence"]
+    usage = SILENCE_USAGE
     if len(args) != 2:
         raise UsageError("Give a project and a duration.", usage)
     project = _project_ref(args[0], lab, usage)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bot.domain.events import RunEvent
 from bot.domain.format import STATE_MARKERS, esc, fmt_ago, fmt_duration, link, truncate
@@ -69,14 +68,6 @@ class SweepView:
     progress: SweepProgress | None = None
     #: The agents summed up by their launcher (`2 agents · 2 pending (Resources)`), if remote.
     agents_text: str | None = None
-
-
-def button_specs(buttons: Buttons) -> tuple[tuple[Mapping[str, Any], ...], ...]:
-    """Return buttons as the plain specs the outbox and `delivery.keyboard` take."""
-    return tuple(
-        tuple({"label": b.label, "action": b.action, "target": b.target, "url": b.url} for b in row)
-        for row in buttons
-    )
 
 
 def _split(path: str) -> tuple[str, str, str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.domain.render import Button, Buttons
 from bot.store.db import Database, iso, parse_time
 from bot.store.records import OutboxItem, OutboxRow
 
@@ -20,6 +22,16 @@ _PENDING = (
     " AS ready_at FROM outbox WHERE sent_at IS NULL AND dead=0"
     " AND chat_id NOT IN (SELECT chat_id FROM chats WHERE paused_reason IS NOT NULL))"
 )
+
+
+def encode_buttons(buttons: Buttons) -> str:
+    """Return buttons as the JSON the outbox keeps."""
+    return json.dumps([[dataclasses.asdict(b) for b in row] for row in buttons])
+
+
+def decode_buttons(text: str) -> Buttons:
+    """Return the buttons the outbox kept as JSON."""
+    return tuple(tuple(Button(**b) for b in row) for row in json.loads(text))
 
 
 def insert_messages(
@@ -48,7 +60,7 @@ def insert_messages(
                 msg.dedupe_key,
                 msg.kind,
                 msg.text,
-                json.dumps([list(row) for row in msg.buttons]),
+                encode_buttons(msg.buttons),
                 msg.photo,
                 iso(now),
                 iso(now),
@@ -178,7 +190,7 @@ def _row(row: sqlite3.Row) -> OutboxRow:
         dedupe_key=row["dedupe_key"],
         kind=row["kind"],
         text=row["text"],
-        buttons=tuple(tuple(r) for r in json.loads(row["buttons"])),
+        buttons=decode_buttons(row["buttons"]),
         photo=row["photo"],
         attempts=row["attempts"],
         created_at=datetime.fromisoformat(row["created_at"]),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from bot.domain.render import Buttons
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class OutboxItem:
     dedupe_key: str
     kind: str
     text: str
-    buttons: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+    buttons: Buttons = ()
     photo: bytes | None = None
     run_keys: tuple[str, ...] = ()
 
@@ -30,7 +30,7 @@ class OutboxRow:
     dedupe_key: str
     kind: str
     text: str
-    buttons: tuple[tuple[Mapping[str, Any], ...], ...]
+    buttons: Buttons
     photo: bytes | None
     attempts: int
     created_at: datetime

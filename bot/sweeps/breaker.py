@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.delivery import Delivery
-from bot.domain.control import button_specs, last_error, render_crash_loop
+from bot.domain.control import last_error, render_crash_loop
 from bot.domain.events import RunEvent
 from bot.domain.sweeps import crash_loop
 from bot.store import OutboxItem, Store, SweepRecord
@@ -84,9 +84,7 @@ class CrashLoopBreaker:
             error=error,
             ui_url=self._wandb.ui_url,
         )
-        item = OutboxItem(
-            sweep.chat_id, f"crash-loop:{path}", "crash-loop", text, button_specs(buttons)
-        )
+        item = OutboxItem(sweep.chat_id, f"crash-loop:{path}", "crash-loop", text, buttons)
         self._store.outbox.enqueue([item], self._clock())
         self._delivery.wake()
         await self._agents.stop_all(path)

@@ -11,8 +11,7 @@ from typing import Protocol
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from bot.delivery import keyboard
-from bot.domain.control import button_specs
+from bot.callbacks import keyboard
 from bot.domain.render import Buttons, render_sweep_card
 from bot.store import Store, SweepRecord
 from bot.sweeps.common import SweepSource, Tasks, read_progress
@@ -197,9 +196,7 @@ class SweepCards:
         key = (sweep.path, tuple((b.label, b.action) for row in buttons for b in row))
         cached = self._markups.get(key)
         if cached is None:
-            cached = keyboard(
-                self._store, button_specs(buttons), self._clock(), chat_id=sweep.chat_id
-            )
+            cached = keyboard(self._store, buttons, self._clock(), chat_id=sweep.chat_id)
             if cached is not None:
                 self._markups[key] = cached
         return cached

@@ -1,0 +1,82 @@
+"""The command and button tables: registration, the menu, /help and the gate all read these."""
+
+from __future__ import annotations
+
+from bot.callbacks import ButtonAction, ButtonSpec
+from bot.domain.commands import (
+    BEST_USAGE,
+    PLOT_USAGE,
+    RUNS_USAGE,
+    SILENCE_USAGE,
+    STOP_USAGE,
+    SWEEP_USAGE,
+    CommandSpec,
+    Role,
+    project_usage,
+    render_help,
+)
+from bot.services import CommandCallback
+from handlers import general, insight, runs, stop, sweep, watch
+
+ADMIN, MEMBER = Role.ADMIN, Role.MEMBER
+
+# Order is /help's order. An admin command's summary completes "Only lab admins can …".
+COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
+    CommandSpec("start", general.start_command, "say hello and list what I can do", "/start"),
+    CommandSpec("help", general.help_command, "list what I can do", "/help"),
+    CommandSpec("runs", runs.runs_command, "a project's recent runs", RUNS_USAGE),
+    CommandSpec("best", insight.best_command, "the best run of a project or sweep", BEST_USAGE),
+    CommandSpec("plot", insight.plot_command, "chart a run's or a sweep's metrics", PLOT_USAGE),
+    CommandSpec("digest", insight.digest_command, "this chat's digest now", "/digest"),
+    CommandSpec("status", general.status_command, "my health: W&B, polls, queue", "/status"),
+    CommandSpec(
+        "subscriptions", watch.subscriptions_command, "what this chat watches", "/subscriptions"
+    ),
+    CommandSpec("sweeps", sweep.sweeps_command, "the sweeps running now", "/sweeps"),
+    CommandSpec(
+        "sweep",
+        sweep.sweep_command,
+        "start or stop sweeps",
+        SWEEP_USAGE,
+        ADMIN,
+        member_subcommands=("status",),
+    ),
+    CommandSpec("stop", stop.stop_command, "stop runs", STOP_USAGE, ADMIN),
+    CommandSpec(
+        "watch",
+        watch.watch_command,
+        "change what this chat watches",
+        project_usage("watch"),
+        ADMIN,
+    ),
+    CommandSpec(
+        "unwatch",
+        watch.unwatch_command,
+        "change what this chat watches",
+        project_usage("unwatch"),
+        ADMIN,
+    ),
+    CommandSpec("silence", watch.silence_command, "silence projects", SILENCE_USAGE, ADMIN),
+    CommandSpec(
+        "unsilence",
+        watch.unsilence_command,
+        "silence projects",
+        project_usage("unsilence"),
+        ADMIN,
+    ),
+)
+
+SWEEP_REFUSAL = "Only lab admins can start or stop sweeps."
+
+BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
+    ButtonSpec("config", insight.config_pressed, MEMBER),
+    ButtonSpec("plot", insight.plot_pressed, MEMBER),
+    ButtonSpec("stop", stop.stop_pressed, ADMIN, "Only lab admins can stop runs."),
+    ButtonSpec("stop_yes", stop.stop_yes_pressed, ADMIN, stop.NOT_YOURS),
+    ButtonSpec("stop_no", stop.stop_no_pressed, ADMIN, stop.NOT_YOURS),
+    ButtonSpec("sweep_stop", sweep.sweep_stop_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_pause", sweep.sweep_pause_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_resume", sweep.sweep_resume_pressed, ADMIN, SWEEP_REFUSAL),
+)
+
+HELP = render_help(COMMANDS)
