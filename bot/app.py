@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import Bot, BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -31,7 +33,7 @@ from bot.domain.notify import subscribed_projects
 from bot.health import HealthServer
 from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
-from bot.services import BotData, CustomContext, Services, StatusService
+from bot.services import BotData, CustomContext, LabScope, Services, StatusService
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
 from config import LabConfig, LabFileError, Settings
@@ -54,6 +56,8 @@ CALLBACK_LIFETIME = timedelta(days=30)
 # `check` is a person at a terminal: W&B gets this long to answer, not the bot's timeout.
 CHECK_TIMEOUT_S = 4.0
 CHECK_START_S = 20.0
+# Telegram unreachable at start: retry signing in at most this far apart.
+TELEGRAM_BACKOFF_S = 60.0
 
 BotApplication = Application[Any, CustomContext, dict[Any, Any], dict[Any, Any], BotData, Any]
 
@@ -164,6 +168,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             digests=digests,
             sweeps=sweeps,
             status=StatusService(store, monitor, polls, wandb, lab, clock),
+            scope=LabScope(lab, monitor, store),
             clock=clock,
             started_at=clock(),
             health=health,
@@ -268,14 +273,42 @@ def run(settings: Settings, lab: LabConfig) -> None:
         len(lab.admins),
         settings.poll_interval,
     )
-    application.run_polling(allowed_updates=["message", "callback_query"])
+    # Commands and delivery start only once Telegram answers; until then, wait quietly.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(wait_for_telegram(application.bot))
+    # Should Telegram drop again before polling starts, PTB retries rather than dying.
+    application.run_polling(allowed_updates=["message", "callback_query"], bootstrap_retries=-1)
+
+
+async def wait_for_telegram(
+    bot: Bot, *, first_s: float = 1.0, most_s: float = TELEGRAM_BACKOFF_S
+) -> None:
+    """Sign the bot in, retrying with back-off while Telegram is unreachable; log it once."""
+    delay, failed = first_s, 0
+    while True:
+        try:
+            await bot.initialize()
+        except NetworkError as exc:
+            if isinstance(exc, BadRequest):
+                raise
+            if failed == 0:
+                log.warning(
+                    "Telegram is unreachable (%s); retrying every %g s at most until it answers",
+                    exc.message,
+                    most_s,
+                )
+            failed += 1
+            await asyncio.sleep(delay)
+            delay = min(most_s, delay * 2)
+            continue
+        if failed:
+            log.info("Telegram answers after %d failed attempts; starting", failed)
+        return
 
 
 async def check(settings: Settings, lab: LabConfig) -> int:
     """Check W&B and Telegram with the configured credentials and print a short report."""
-    from telegram import Bot
-    from telegram.error import TelegramError
-
     ok = True
     print(f"lab file: {settings.lab_file} ok ({len(lab.chats)} chats, {len(lab.sweeps)} sweeps)")
     # A person waits at the terminal: one short attempt says "unreachable" in seconds.

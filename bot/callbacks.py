@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from bot.domain.commands import Role
 from bot.domain.notify import Notification
 from bot.domain.render import Buttons
 from bot.store import CallbackRecord, OutboxItem, Store
+from bot.store.callbacks import ANSWERED
 
 if TYPE_CHECKING:
     from bot.services import CustomContext
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 CALLBACK_PREFIX = "cb:"
 EXPIRED = "This button has expired. Send the command again."
 INVALID = "This button is no longer valid."
+# Joins the actions of a prompt's buttons under its one token.
+CHOICES = "|"
 
 C = TypeVar("C")
 ButtonAction = Callable[["CustomContext", CallbackRecord], Coroutine[Any, Any, None]]
@@ -44,11 +48,24 @@ def keyboard(
     chat_id: int | None = None,
     user_id: int | None = None,
     ttl: float | None = None,
+    prompt: bool = False,
 ) -> InlineKeyboardMarkup | None:
-    """Turn buttons into Telegram buttons whose callback data is a short stored token."""
+    """Turn buttons into Telegram buttons whose callback data is a short stored token.
+
+    A `prompt` (Yes/No on one target) stores ONE token for all its buttons, each button
+    adding its choice's index, so answering one revokes them all at once.
+    """
     if not buttons:
         return None
     expires = now + timedelta(seconds=ttl) if ttl else None
+
+    def put(action: str, target: str) -> str:
+        return store.callbacks.put(
+            action, target, now, chat_id=chat_id, user_id=user_id, expires_at=expires
+        )
+
+    choices = [b for row in buttons for b in row if not b.url]
+    shared = put(CHOICES.join(b.action for b in choices), choices[0].target) if prompt else ""
     markup: list[list[InlineKeyboardButton]] = []
     for row in buttons:
         line = []
@@ -56,15 +73,10 @@ def keyboard(
             if button.url:
                 line.append(InlineKeyboardButton(button.label, url=button.url))
                 continue
-            token = store.callbacks.put(
-                button.action,
-                button.target,
-                now,
-                chat_id=chat_id,
-                user_id=user_id,
-                expires_at=expires,
+            data = (
+                f"{shared}:{choices.index(button)}" if prompt else put(button.action, button.target)
             )
-            line.append(InlineKeyboardButton(button.label, callback_data=CALLBACK_PREFIX + token))
+            line.append(InlineKeyboardButton(button.label, callback_data=CALLBACK_PREFIX + data))
         markup.append(line)
     return InlineKeyboardMarkup(markup)
 
@@ -81,22 +93,25 @@ def to_outbox(notification: Notification) -> OutboxItem:
     )
 
 
-def token_of(data: str | None) -> str | None:
-    """Return the store token of a press's callback data, None when it is not ours."""
-    if not data or not data.startswith(CALLBACK_PREFIX):
-        return None
-    return data.removeprefix(CALLBACK_PREFIX) or None
-
-
 def pressed(store: Store, data: str | None, now: datetime) -> CallbackRecord | str:
-    """Return what a press stands for, or the one line that says why it does nothing."""
-    token = token_of(data)
-    if token is None:
+    """Return what a press stands for, or the one line that says why it does nothing.
+
+    A prompt's press comes back with the action of the chosen button.
+    """
+    if not data or not data.startswith(CALLBACK_PREFIX):
         return INVALID
-    record = store.callbacks.get(token)
+    token, _, choice = data.removeprefix(CALLBACK_PREFIX).partition(":")
+    record = store.callbacks.get(token) if token else None
     if record is None or (record.expires_at is not None and record.expires_at < now):
         return EXPIRED
-    return record
+    if record.action.startswith(ANSWERED):
+        return f"This was already answered by {record.action.removeprefix(ANSWERED)}."
+    actions = record.action.split(CHOICES)
+    if not choice:
+        return record if len(actions) == 1 else INVALID
+    if not choice.isdigit() or int(choice) >= len(actions) or len(actions) == 1:
+        return INVALID
+    return dataclasses.replace(record, action=actions[int(choice)])
 
 
 def find_spec(specs: Sequence[ButtonSpec[C]], action: str) -> ButtonSpec[C] | None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from telegram import CallbackQuery, Message, Update
+from telegram.error import RetryAfter
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.callbacks import keyboard
 from bot.delivery import Delivery
 from bot.digests import DigestService
+from bot.domain.commands import RefusedError
 from bot.domain.render import Buttons, ProjectHealth, render_status
 from bot.health import HealthServer
 from bot.insight import InsightService
@@ -78,6 +81,42 @@ class StatusService:
         return sum(1 for mem in memory.values() if mem.get("state") == "running")
 
 
+class LabScope:
+    """Which projects read commands may show: the lab's own, unless the lab file opens all.
+
+    The lab's own are those in the lab file (its projects, chats and sweeps), those a lab
+    chat watches, and those of sweeps started from the chat.
+    """
+
+    def __init__(self, lab: LabConfig, monitor: Monitor, store: Store) -> None:
+        self._lab = lab
+        self._monitor = monitor
+        self._store = store
+
+    def projects(self) -> set[tuple[str, str]]:
+        """Return the lab's own projects as (entity, project)."""
+        lab = self._lab
+        own = {(lab.project(p).entity or lab.entity, p) for p in lab.projects}
+        for sweep in lab.sweeps.values():
+            own.add(
+                (sweep.entity or lab.project(sweep.project).entity or lab.entity, sweep.project)
+            )
+        for record in self._store.sweeps.all():
+            entity, project, _ = record.path.split("/", 2)
+            own.add((entity, project))
+        return own | self._monitor.watched()
+
+    def check(self, entity: str | None, project: str | None) -> None:
+        """Refuse a project outside the lab (one not fully named is left to the caller)."""
+        if self._lab.open_projects or entity is None or project is None:
+            return
+        if (entity, project) not in self.projects():
+            shown = project if entity == self._lab.entity else f"{entity}/{project}"
+            raise RefusedError(
+                f"{shown} is not one of the lab's projects; an admin can /watch it here first."
+            )
+
+
 @dataclass
 class Services:
     """Everything a handler may call, built once by the composition root."""
@@ -93,6 +132,7 @@ class Services:
     digests: DigestService
     sweeps: SweepService
     status: StatusService
+    scope: LabScope
     clock: Callable[[], datetime]
     started_at: datetime
     # Served only when WTB_HTTP_PORT is set.
@@ -119,11 +159,43 @@ class BotData:
         return self._services
 
 
+# A command's reply waits out Telegram's flood limits up to this long in all, then gives up.
+REPLY_PATIENCE_S = 60.0
+T = TypeVar("T")
+
+
+def _retry_after_s(exc: RetryAfter) -> float:
+    wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+
+
+async def patiently(send: Callable[[], Awaitable[T]], patience: float = REPLY_PATIENCE_S) -> T:
+    """Call `send`, waiting out each flood-control answer while the total wait fits `patience`."""
+    waited = 0.0
+    while True:
+        try:
+            return await send()
+        except RetryAfter as exc:
+            delay = _retry_after_s(exc)
+            if waited + delay > patience:
+                raise
+            waited += delay
+            await asyncio.sleep(delay)
+
+
 class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
     """What every handler gets: the services, who and where, and replies that fit the update."""
 
-    _update: Update | None
-    _answered: bool
+    def __init__(
+        self,
+        application: Application[Any, CustomContext, Any, Any, Any, Any],
+        chat_id: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
+        super().__init__(application, chat_id, user_id)
+        # Set by `from_update`; jobs and polling errors have no update.
+        self._update: Update | None = None
+        self._answered = False
 
     @classmethod
     def from_update(
@@ -132,7 +204,6 @@ class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         """Build the context of one update, keeping the update for `reply()` and friends."""
         context = super().from_update(update, application)
         context._update = update if isinstance(update, Update) else None
-        context._answered = False
         return context
 
     @property
@@ -192,12 +263,17 @@ class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         return list(self.args or [])
 
     async def reply(
-        self, text: str, *, buttons: Buttons = (), ttl: float | None = None, bind_user: bool = False
+        self,
+        text: str,
+        *,
+        buttons: Buttons = (),
+        ttl: float | None = None,
+        prompt: bool = False,
     ) -> Message | None:
         """Send a message to the chat the update came from (below a pressed button's message).
 
-        Buttons become stored tokens; `ttl` makes them expire and `bind_user` remembers who
-        asked, for confirmations.
+        Buttons become stored tokens; `ttl` makes them expire. A `prompt` is a question
+        answered once (its buttons share one token) and remembers who asked.
         """
         message = self._update.effective_message if self._update else None
         if message is None:
@@ -208,17 +284,20 @@ class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
             buttons,
             services.clock(),
             chat_id=self.chat_id,
-            user_id=self.user_id if bind_user else None,
+            user_id=self.user_id if prompt else None,
             ttl=ttl,
+            prompt=prompt,
         )
-        return await message.reply_text(text, do_quote=False, reply_markup=markup)
+        return await patiently(
+            lambda: message.reply_text(text, do_quote=False, reply_markup=markup)
+        )
 
     async def reply_photo(self, png: bytes, caption: str) -> Message | None:
         """Send a picture to the chat the update came from."""
         message = self._update.effective_message if self._update else None
         if message is None:
             return None
-        return await message.reply_photo(png, caption=caption, do_quote=False)
+        return await patiently(lambda: message.reply_photo(png, caption=caption, do_quote=False))
 
     async def answer(self, text: str | None = None, *, alert: bool = False) -> None:
         """Answer a button press once (a toast, or a popup with `alert`); a command gets `text`."""
@@ -230,7 +309,7 @@ class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         if self._answered:
             return
         self._answered = True
-        await query.answer(text[:200] if text else None, show_alert=alert)
+        await patiently(lambda: query.answer(text[:200] if text else None, show_alert=alert))
 
     async def refuse(self, text: str) -> None:
         """Say no in one line: a popup on a button, a reply to a command."""
@@ -238,8 +317,9 @@ class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
 
     async def edit(self, text: str) -> None:
         """Replace the text of the message whose button was pressed (its buttons go)."""
-        if self.query is not None:
-            await self.query.edit_message_text(text)
+        query = self.query
+        if query is not None:
+            await patiently(lambda: query.edit_message_text(text))
 
 
 CommandCallback = Callable[[Update, CustomContext], Coroutine[Any, Any, None]]

@@ -202,6 +202,8 @@ class LabConfig(_Model):
     crash_loop: CrashLoopConfig = CrashLoopConfig()
     # The lab's time zone, for chats that name none.
     timezone: str | None = None
+    # Read commands may show any project the W&B key reaches, not only the lab's.
+    open_projects: bool = False
 
     @field_validator("timezone")
     @classmethod

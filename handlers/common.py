@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from telegram.error import TelegramError
+from telegram.error import Conflict, NetworkError, TelegramError
 
-from bot.domain.commands import UsageError
+from bot.domain.commands import RefusedError, UsageError
 from bot.domain.format import esc
 from bot.domain.render import render_usage_error
 from bot.services import CustomContext, Services
@@ -21,10 +21,6 @@ from wandb_client.errors import (
 log = logging.getLogger(__name__)
 
 SOMETHING_WRONG = "⚠️ Something went wrong on my side; it is logged. Try again in a moment."
-
-
-class RefusedError(Exception):
-    """The bot will not do what was asked; the message is one line for the chat."""
 
 
 def wandb_trouble(exc: WandbError) -> str:
@@ -53,6 +49,10 @@ def explain(exc: BaseException) -> str | None:
 async def report_error(update: object, context: CustomContext) -> None:
     """The error handler: an expected failure is one line (a popup on a button), a bug is logged."""
     error = context.error
+    if not context.has_update and isinstance(error, NetworkError | Conflict):
+        # Polling trouble: Telegram unreachable, or another instance polls with this token.
+        log.warning("getting updates failed: %s", error.message)
+        return
     text = explain(error) if error is not None else None
     if text is None:
         log.error("unhandled error", exc_info=error)

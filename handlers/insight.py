@@ -17,6 +17,7 @@ async def best_command(update: Update, context: CustomContext) -> None:
     """Answer with the best run of a project or sweep, with Config and Plot buttons."""
     services = context.services
     request = parse_best(context.arguments, services.lab)
+    services.scope.check(request.entity, request.project)
     found = await services.insight.best(request, context.chat_id)
     if found.answer is None:
         await context.reply(render_no_best(found.scope, found.metric))
@@ -36,6 +37,8 @@ async def plot_command(update: Update, context: CustomContext) -> None:
     """Send a run's metric curves, or a sweep's metric against its hyperparameters."""
     services = context.services
     request = parse_plot(context.arguments, services.lab, default_project=default_project(context))
+    target = request.run if isinstance(request, PlotRequest) else request.sweep
+    services.scope.check(target.entity, target.project)
     # Fetching history and drawing take a moment: the chat shows "sending a photo…".
     await context.bot.send_chat_action(context.chat_id, ChatAction.UPLOAD_PHOTO)
     chart = await services.insight.plot(request, context.chat_id)

@@ -14,6 +14,7 @@ async def runs_command(update: Update, context: CustomContext) -> None:
     """List a project's recent runs, optionally of one state."""
     services = context.services
     request = parse_runs(context.arguments, services.lab, default_project=default_project(context))
+    services.scope.check(request.entity, request.project)
     runs = await services.wandb.recent_runs(
         request.entity, request.project, request.state, request.limit
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot.domain.commands import STOP_USAGE, UsageError, parse_run_ref
+from bot.domain.commands import STOP_USAGE, RefusedError, UsageError, parse_run_ref
 from bot.domain.control import (
     render_not_running,
     render_stop_cancelled,
@@ -14,6 +14,7 @@ from bot.domain.control import (
 from bot.services import CustomContext
 from bot.store import CallbackRecord
 from handlers.common import default_project
+from wandb_client.errors import WandbError
 
 NOT_YOURS = "Only the admin who asked, or another lab admin, can answer this."
 LIVE_STATES = ("running", "pending")
@@ -38,7 +39,7 @@ async def _ask(context: CustomContext, path: str) -> None:
         return
     ttl = services.settings.confirm_ttl
     text, buttons = render_stop_prompt(path, run, ttl)
-    await context.reply(text, buttons=buttons, ttl=ttl, bind_user=True)
+    await context.reply(text, buttons=buttons, ttl=ttl, prompt=True)
 
 
 async def stop_pressed(context: CustomContext, record: CallbackRecord) -> None:
@@ -47,13 +48,25 @@ async def stop_pressed(context: CustomContext, record: CallbackRecord) -> None:
     await _ask(context, record.target)
 
 
+def _claim(context: CustomContext, record: CallbackRecord) -> str:
+    """Take the prompt's one answer for this presser, or refuse: someone answered first."""
+    prompt = context.services.store.callbacks.claim(record.token, context.user_name)
+    if prompt is None:
+        raise RefusedError("This was already answered.")
+    return prompt
+
+
 async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """Yes: ask W&B to stop the run and wait for the monitor to see it end."""
     services = context.services
     entity, project, run_id = record.target.split("/", 2)
-    # On W&B trouble the button stays: the admin may press Yes again once W&B answers.
-    await services.wandb.stop_run(entity, project, run_id)
-    services.store.callbacks.drop(record.token)
+    prompt = _claim(context, record)
+    try:
+        await services.wandb.stop_run(entity, project, run_id)
+    except WandbError:
+        # The prompt stays open: the admin may press Yes again once W&B answers.
+        services.store.callbacks.reopen(record.token, prompt)
+        raise
     # The monitor confirms in this chat once W&B shows the run ended, then drops this.
     services.store.callbacks.put("await_stop", record.target, context.now, chat_id=context.chat_id)
     services.polls.ensure(entity, project)
@@ -63,6 +76,6 @@ async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> No
 
 async def stop_no_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """No: leave the run alone."""
-    context.services.store.callbacks.drop(record.token)
+    _claim(context, record)
     await context.answer("Cancelled.")
     await context.edit(render_stop_cancelled(record.target, None))

@@ -34,6 +34,8 @@ async def sweep_command(update: Update, context: CustomContext) -> None:
         max_agents=services.settings.max_agents,
     )
     if isinstance(request, SweepStatus):
+        if request.ref is not None:
+            services.scope.check(request.ref.entity, request.ref.project)
         await _show(context, await services.sweeps.status(request.ref))
     elif isinstance(request, SweepStart):
         await _start(context, request)

@@ -168,11 +168,19 @@ class Harness:
         settings = self.settings()
         lab = load_lab(settings.lab_file)
         application = bot_app.build(settings, lab)
+
+        def polling_error(exc: Exception) -> None:
+            # As `run_polling` does: polling errors go to the bot's error handler.
+            application.create_task(application.process_error(update=None, error=exc))
+
         await application.initialize()
         await bot_app.start_services(application)
         assert application.updater is not None
         await application.updater.start_polling(
-            poll_interval=0.0, timeout=1, allowed_updates=["message", "callback_query"]
+            poll_interval=0.0,
+            timeout=1,
+            allowed_updates=["message", "callback_query"],
+            error_callback=polling_error,
         )
         await application.start()
         self.application = application

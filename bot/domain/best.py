@@ -290,10 +290,21 @@ def render_no_best(scope: str, metric: str) -> str:
     )
 
 
+# Config keys that look like these hold credentials: Config shows that they are set, not what.
+SECRET_WORDS = ("key", "token", "password", "secret")
+HIDDEN = "•••• (hidden)"
+
+
+def looks_secret(key: str) -> bool:
+    """Tell whether a config key looks like it holds a credential (`*key*`, `*token*`, …)."""
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
 def _config_lines(config: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     for key, value in flatten_config(config).items():
-        raw = f"{key} = {format_value(value)}"
+        shown = HIDDEN if looks_secret(key) else format_value(value)
+        raw = f"{key} = {shown}"
         # Cut long values into pieces so no escaped line can outgrow a message.
         for start in range(0, max(len(raw), 1), _CONFIG_LINE_LIMIT):
             lines.append(esc(raw[start : start + _CONFIG_LINE_LIMIT]))

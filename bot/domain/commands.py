@@ -99,6 +99,10 @@ def render_help(specs: Sequence[CommandSpec[C]]) -> str:
     return "\n".join(lines)
 
 
+class RefusedError(Exception):
+    """The bot will not do what was asked; the message is one line for the chat."""
+
+
 class UsageError(Exception):
     """A command's arguments are wrong; `reason` says how, `usage` how to write it."""
 

@@ -10,6 +10,9 @@ from datetime import datetime
 from bot.store.db import Database, iso, parse_time
 from bot.store.records import CallbackRecord
 
+# A claimed prompt's action: this prefix and who answered it.
+ANSWERED = "answered:"
+
 
 def drop_tokens(db: sqlite3.Connection, tokens: Sequence[str]) -> None:
     """Forget callback tokens inside the caller's transaction."""
@@ -71,6 +74,24 @@ class CallbackRepository:
         with self._db.tx() as db:
             cur = db.execute("DELETE FROM callbacks WHERE created_at<?", (iso(before),))
             return cur.rowcount
+
+    def claim(self, token: str, by: str) -> str | None:
+        """Mark a prompt answered by `by`, once: return its action, None if already answered.
+
+        Both buttons of a prompt share one token, so the first answer revokes both in one
+        transaction; a later press finds who answered in the token's place.
+        """
+        with self._db.tx() as db:
+            row = db.execute("SELECT action FROM callbacks WHERE token=?", (token,)).fetchone()
+            if row is None or row["action"].startswith(ANSWERED):
+                return None
+            db.execute("UPDATE callbacks SET action=? WHERE token=?", (ANSWERED + by, token))
+            return str(row["action"])
+
+    def reopen(self, token: str, action: str) -> None:
+        """Undo a claim whose answer could not be carried out, so the prompt can be answered."""
+        with self._db.tx() as db:
+            db.execute("UPDATE callbacks SET action=? WHERE token=?", (action, token))
 
     def drop(self, token: str) -> None:
         """Forget a callback token once used."""
