@@ -30,7 +30,7 @@ SIZE_PX = (1200, 800)
 SMALL_PX = (800, 400)
 FONT = 14
 TITLE_FONT = 17
-MAX_PANELS = 4
+MAX_PANELS = 6
 MAX_SERIES = 8
 MAX_PARAMS = 6
 MAX_PROJECTS = 10
@@ -192,10 +192,9 @@ def metric_curves_png(title: str, series: Mapping[str, Sequence[tuple[float, flo
     hidden = sum(len(g) for g in groups[MAX_PANELS:])
     groups = groups[:MAX_PANELS]
     fig = _figure()
-    rows, cols = (len(groups), 1) if len(groups) <= 2 else (2, 2)
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True).ravel()
+    axes, bottom = _panel_grid(fig, len(groups))
     colour = dict(zip(clean, COLOURS, strict=False))
-    for ax, group in zip(axes, groups, strict=False):
+    for index, (ax, group) in enumerate(zip(axes, groups, strict=True)):
         for name in group:
             xs, ys = zip(*clean[name], strict=True)
             marker = "o" if len(xs) <= 30 else None
@@ -209,24 +208,48 @@ def metric_curves_png(title: str, series: Mapping[str, Sequence[tuple[float, flo
                 label=plain(name, 30),
             )
         _style(ax)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if cols > 1 else 6, integer=True))
+        wide = len(groups) <= 2 or (index == len(groups) - 1 and len(groups) % 2)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6 if wide else 4, integer=True))
         ax.xaxis.set_major_formatter(CompactFormatter())
         if len(group) == 1:
             ax.set_title(plain(group[0], 40), fontsize=FONT + 1, loc="left")
         else:
-            ax.legend(fontsize=FONT - 2, frameon=False, loc="best")
-    for ax in axes[len(groups) :]:
-        ax.set_visible(False)
-    # The bottom visible panel of each column carries the step labels, even above a gap.
-    for col in range(cols):
-        bottom = max(i for i in range(col, len(groups), cols))
-        axes[bottom].xaxis.set_tick_params(labelbottom=True)
-        axes[bottom].set_xlabel("step", fontsize=FONT)
+            # Above the panel, where a title would be: never on top of the lines.
+            ax.legend(
+                fontsize=FONT - 1,
+                frameon=False,
+                loc="lower left",
+                bbox_to_anchor=(0.0, 1.0),
+                ncol=len(group),
+                borderaxespad=0.1,
+                handlelength=1.2,
+                columnspacing=1.0,
+            )
+        if index in bottom:
+            ax.set_xlabel("step", fontsize=FONT)
+        else:
+            ax.tick_params(labelbottom=False)
     heading = plain(title, 60)
     if hidden:
         heading += f"  (+{hidden} more not shown)"
     fig.suptitle(heading, fontsize=TITLE_FONT)
     return _png(fig)
+
+
+def _panel_grid(fig: Figure, n: int) -> tuple[list[Axes], set[int]]:
+    """Lay out `n` panels sharing the step axis with no empty cell: one column up to two
+    panels, else two columns with an odd last panel spanning both. Returns the axes and
+    the indices of those in the bottom row (they carry the step labels)."""
+    cols = 1 if n <= 2 else 2
+    rows = math.ceil(n / cols)
+    grid = fig.add_gridspec(rows, cols)
+    axes: list[Axes] = []
+    for i in range(n):
+        row, col = divmod(i, cols)
+        cell = grid[row, :] if (i == n - 1 and n % cols) else grid[row, col]
+        axes.append(fig.add_subplot(cell, sharex=axes[0] if axes else None))
+    bottom = {i for i in range(n) if i // cols == rows - 1}
+    return axes, bottom
 
 
 def _is_number(value: Any) -> bool:
@@ -280,14 +303,31 @@ def _scatter_panel(
         if len(labels) > 3:
             ax.tick_params(axis="x", labelrotation=35)
     others = [i for i in range(len(xs)) if i != best]
+    # Runs with the same parameter value and score land on one spot: draw the spot bigger
+    # and say how many it holds, so a pile of ten does not look like one run.
+    piles: dict[tuple[float, float], int] = {}
+    for i in others:
+        spot = (xs[i], ys[i])
+        piles[spot] = piles.get(spot, 0) + 1
     ax.scatter(
-        [xs[i] for i in others],
-        [ys[i] for i in others],
-        s=60,
+        [x for x, _ in piles],
+        [y for _, y in piles],
+        s=[60 + 45 * (n - 1) for n in piles.values()],
         color=POINT_COLOUR,
         alpha=0.65,
-        edgecolors="none",
+        edgecolors="white",
+        linewidths=0.8,
     )
+    for (x, y), n in piles.items():
+        if n > 1:
+            ax.annotate(
+                f"×{n}",
+                (x, y),
+                xytext=(7, 5),
+                textcoords="offset points",
+                fontsize=FONT - 3,
+                color="#333333",
+            )
     if best is not None:
         ax.scatter(
             [xs[best]],

@@ -229,3 +229,46 @@ def test_charts_render_in_parallel_threads():
 )
 def test_plain_makes_text_safe(text, expected):
     assert charts.plain(text) == expected
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return mpimg.imread(io.BytesIO(data), format="png")[..., :3]
+
+
+def test_three_scales_leave_no_empty_panel():
+    png = charts.metric_curves_png(
+        "three",
+        {
+            "loss": curve(f=lambda s: 2 * math.exp(-s / 40)),
+            "accuracy": curve(f=lambda s: 0.6 + 0.3 * (1 - math.exp(-s / 30))),
+            "lr": curve(f=lambda s: 0.01 * 0.98**s),
+        },
+    )
+    pixels = _pixels(png)
+    # The bottom-right quarter held a hidden fourth panel: blank. Now the third spans it.
+    quarter = pixels[450:750, 650:1150]
+    assert (quarter < 0.9).any(axis=-1).mean() > 0.005
+
+
+def test_runs_piled_on_one_spot_are_visibly_many():
+    one = [({"depth": 4}, 0.9), ({"depth": 8}, 0.95)]
+    pile = [({"depth": 4}, 0.9)] * 10 + [({"depth": 8}, 0.95)]
+    single = charts.sweep_scatter_png("s", "accuracy", one, 1)
+    many = charts.sweep_scatter_png("s", "accuracy", pile, 10)
+    assert ink(many) > ink(single) * 1.01
+
+
+def test_a_five_minute_digest_says_last_5_min():
+    from bot.domain.digest import digest_chart_data
+
+    now = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)
+    digest = build_digest(
+        chat_title="ml-alerts",
+        projects={},
+        sweeps=[],
+        previous_best={},
+        lab=LabConfig(entity="lab"),
+        since=now - timedelta(minutes=5),
+        now=now,
+    )
+    assert digest_chart_data(digest).title == "digest · ml-alerts · last 5 min"

@@ -386,6 +386,16 @@ def digest_chart_data(digest: Digest) -> DigestChartData:
         )
         for p in digest.projects
     )
-    hours = (digest.now - digest.since) / timedelta(hours=1)
-    span = f"last {round(hours)}h" if hours < 48 else f"last {round(hours / 24)} days"
-    return DigestChartData(title=f"digest · {digest.chat_title} · {span}", rows=rows)
+    return DigestChartData(
+        title=f"digest · {digest.chat_title} · last {fmt_span(digest.now - digest.since)}",
+        rows=rows,
+    )
+
+
+def fmt_span(span: timedelta) -> str:
+    """Say how long a digest covers, coarsely: 5 min, 3h, 2 days."""
+    minutes = span / timedelta(minutes=1)
+    if minutes < 90:
+        return f"{max(1, round(minutes))} min"
+    hours = minutes / 60
+    return f"{round(hours)}h" if hours < 48 else f"{round(hours / 24)} days"
