@@ -110,7 +110,10 @@ def _agents_line(agents: Sequence[AgentView], now: datetime) -> str:
         gpu = f" GPU {esc(agent.gpus)}" if agent.gpus else ""
         name = esc(agent.where) if agent.where else f"pid {agent.pid}"
         state = f" · {esc(agent.state)}" if agent.state else ""
-        if agent.alive:
+        if agent.alive and agent.where and not agent.state.startswith("running"):
+            # Submitted elsewhere: it waits (or its state is not known yet), it is not up.
+            parts.append(f"#{agent.index} {name}{gpu}{state or ' · submitted'}")
+        elif agent.alive:
             up = fmt_duration((now - agent.started_at).total_seconds())
             parts.append(f"#{agent.index} {name}{gpu}{state} · up {up}")
         else:

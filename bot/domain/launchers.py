@@ -19,12 +19,9 @@ class AgentPlace:
 
 
 def agents_summary(places: Sequence[AgentPlace]) -> str:
-    """Return `4 agents · 2 running · 2 pending (Resources)`; just `2 agents` when all run."""
-    noun = f"{len(places)} agent{'s' if len(places) != 1 else ''}"
+    """Return `4 agents · 2 running · 2 pending (Resources)`: how many are in each phase."""
+    bits = [f"{len(places)} agent{'s' if len(places) != 1 else ''}"]
     phases = Counter(p.phase for p in places)
-    if not places or phases["running"] == len(places):
-        return noun
-    bits = [noun]
     if phases["running"]:
         bits.append(f"{phases['running']} running")
     if phases["pending"]:

@@ -68,7 +68,9 @@ def summarise(records: Sequence[AgentRecord], places: Sequence[AgentPlace]) -> t
     """Return (the live agents summed up, how the ended ones ended) for agents off this host."""
     live = [p for r, p in zip(records, places, strict=True) if r.ended_at is None]
     label = group_label(records[0].launcher, [r.host for r in records])
-    return f"{agents_summary(live)} · {label}", ends_summary(label, places)
+    ends = ends_summary(label, places)
+    # Once none is left, how they ended says more than "0 agents".
+    return (f"{agents_summary(live)} · {label}" if live else ends or label), ends
 
 
 class AgentWatch:

@@ -23,8 +23,8 @@ E1 = AgentPlace("ended", "FAILED")
     ("places", "text"),
     [
         ([R, R, P, P], "4 agents · 2 running · 2 pending (Resources)"),
-        ([R, R], "2 agents"),
-        ([R], "1 agent"),
+        ([R, R], "2 agents · 2 running"),
+        ([R], "1 agent · 1 running"),
         (
             [P, AgentPlace("pending", "Priority"), AgentPlace("pending")],
             "3 agents · 3 pending (Priority, Resources)",
@@ -93,3 +93,35 @@ def test_an_end_seen_without_an_exit_code_says_how() -> None:
     assert text.startswith("⚠️ agent 1 of sweep"), text
     assert "ended TIMEOUT after 2m" in text, text
     assert "runs done: 3/4" in text and "TIME LIMIT" in text
+
+
+def test_sweeps_status_names_slurm_tasks_by_job_and_says_where_they_are() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.domain.control import AgentView, SweepView, render_sweeps_status
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    began = now - timedelta(minutes=3)
+    view = SweepView(
+        path="lab/proj/abc",
+        name="wine",
+        count=4,
+        started_at=began,
+        finished_at=None,
+        agents=(
+            AgentView(0, 0, began, True, where="slurm 12_0", state="running on n1"),
+            AgentView(1, 0, began, True, where="slurm 12_1", state="pending (Resources)"),
+            AgentView(2, 0, began, False, exit_code=1, where="slurm 12_2", state="FAILED"),
+            AgentView(3, 0, began, True, where="slurm 12_3"),
+            AgentView(4, 321, began, True),
+        ),
+        agents_text="3 agents · 1 running · 1 pending (Resources) · Slurm array 12",
+    )
+    text = render_sweeps_status([view], now=now, ui_url="https://wandb.ai")
+    lines = text.splitlines()
+    assert "agents: 3 agents · 1 running · 1 pending (Resources) · Slurm array 12" in lines
+    assert "  #0 slurm 12_0 · running on n1 · up 3m 00s" in lines
+    assert "  #1 slurm 12_1 · pending (Resources)" in lines
+    assert "  #2 slurm 12_2 · FAILED (1)" in lines
+    assert "  #3 slurm 12_3 · submitted" in lines
+    assert "  #4 pid 321 · up 3m 00s" in lines

@@ -132,7 +132,7 @@ async def test_a_slurm_sweep_runs_its_array_to_the_end(tmp_path: Path) -> None:
         assert f"{job}_0" in (reply.text or "") and f"{job}_1" in (reply.text or ""), reply.text
 
         for index in range(2):
-            done = await h.wait_for_text(f"agent {index} of sweep {sweep_id}", timeout=120)
+            done = await h.wait_for_text(f"agent {index} of sweep {sweep_id}", timeout=240)
             assert "is done" in (done.text or ""), done.text
         runs = sweep_runs(h, sweep_id)
         assert len(runs) == 4
@@ -154,7 +154,9 @@ async def test_a_slurm_sweep_runs_its_array_to_the_end(tmp_path: Path) -> None:
         for index in range(2):
             assert sum(f"agent {index} of sweep" in t for t in h.texts()) == 1
         status = await h.reply_to(f"/sweep status {sweep_id}")
-        assert "slurm" in (status.text or "") and f"{job}_0" in (status.text or ""), status.text
+        lines = (status.text or "").splitlines()
+        assert f"agents: Slurm array {job} · COMPLETED" in lines, lines
+        assert f"  #0 slurm {job}_0 · COMPLETED (0)" in lines, lines
 
 
 @pytest.mark.usefixtures("cancel_leftovers")
@@ -167,10 +169,15 @@ async def test_sweep_stop_leaves_no_job_and_no_training_process(tmp_path: Path) 
         (job,) = jobs_of(h, path)
         await h.wait_until(
             lambda: any(r["state"] == "running" for r in sweep_runs(h, sweep_id)),
-            timeout=90,
+            timeout=240,
             what="a sweep run running",
         )
         assert len(processes_of(job)) >= 2  # the batch shell, the agent, its training run
+        await h.wait_until(
+            lambda: re.search(rf"\d running.* · Slurm array {job}", card_text(h, path)) is not None,
+            timeout=20,
+            what="card with running tasks",
+        )
 
         h.say(f"/sweep stop {sweep_id}")
         stopped = await h.wait_for_text(f"sweep {sweep_id} stopped", timeout=60)
@@ -188,7 +195,7 @@ async def test_a_task_that_fails_gives_one_exit_message_with_its_log_tail(tmp_pa
         h.say("/sweep start lost count=1")
         reply = await h.wait_for_text("started sweep", timeout=60)
         sweep_id = sweep_path_in(reply.html or "").rsplit("/", 1)[1]
-        failed = await h.wait_for_text(f"agent 0 of sweep {sweep_id}", timeout=60)
+        failed = await h.wait_for_text(f"agent 0 of sweep {sweep_id}", timeout=240)
         text = failed.text or ""
         assert "/nonexistent/wine" in text and "No such file or directory" in text, text
         await h.wait_until(
@@ -230,7 +237,7 @@ async def test_a_sigkilled_bot_adopts_its_pending_array_and_reports_its_end_once
         )
         subprocess.run(["scontrol", "release", job], check=True, capture_output=True)
         for index in range(2):
-            done = await h.wait_for_text(f"agent {index} of sweep {sweep_id}", timeout=120)
+            done = await h.wait_for_text(f"agent {index} of sweep {sweep_id}", timeout=240)
             assert "is done" in (done.text or ""), done.text
         await h.wait_until(
             lambda: "2/2" in card_text(h, path) and "finished" in card_text(h, path),

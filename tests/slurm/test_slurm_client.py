@@ -51,7 +51,7 @@ async def wait_tasks(
     client: SlurmClient,
     job: str,
     condition: Callable[[dict[tuple[str, int], TaskState]], bool],
-    timeout: float = 60,
+    timeout: float = 240,
 ) -> dict[tuple[str, int], TaskState]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -72,7 +72,7 @@ async def test_one_start_is_one_array_whose_tasks_run_their_share(
     assert len(jobs) == 1
     job = jobs.pop()
     assert [a.where for a in agents] == [f"{job}_0", f"{job}_1"]
-    ends = await asyncio.wait_for(asyncio.gather(*(launcher.wait(a) for a in agents)), 60)
+    ends = await asyncio.wait_for(asyncio.gather(*(launcher.wait(a) for a in agents)), 240)
     assert [(e.code, e.reason) for e in ends] == [(0, "COMPLETED"), (0, "COMPLETED")]
     logs = [a.log_path.read_text() for a in agents]
     assert logs[0].strip() == f"agent agent --count 2 lab/proj/abc123 in {tmp_path} key=k-123"
@@ -90,7 +90,7 @@ async def test_pending_tasks_say_why_and_one_squeue_answers_for_all(
     assert [(s.phase, s.reason) for s in states] == [("pending", "JobHeldUser")] * 2
     waits = [asyncio.ensure_future(launcher.wait(a)) for a in agents]
     subprocess.run(["scontrol", "release", job], check=True, capture_output=True)
-    ends = await asyncio.wait_for(asyncio.gather(*waits), 60)
+    ends = await asyncio.wait_for(asyncio.gather(*waits), 240)
     assert {e.reason for e in ends} == {"COMPLETED"}
     assert [s.phase for s in await launcher.states(agents)] == ["ended", "ended"]
 
@@ -99,7 +99,7 @@ async def test_a_task_in_a_missing_workdir_fails_with_the_reason_in_its_log(
     launcher: SlurmLauncher, tmp_path: Path
 ) -> None:
     agents = await launcher.start(request(tmp_path, workdir=tmp_path / "gone", agents=1))
-    end = await asyncio.wait_for(launcher.wait(agents[0]), 60)
+    end = await asyncio.wait_for(launcher.wait(agents[0]), 240)
     assert (end.code, end.reason) == (1, "FAILED")
     assert "No such file or directory" in agents[0].log_path.read_text()
 
@@ -108,7 +108,7 @@ async def test_a_failing_agent_ends_with_its_exit_code(
     launcher: SlurmLauncher, tmp_path: Path
 ) -> None:
     agents = await launcher.start(request(tmp_path, agents=1, env={"FAKE_AGENT_EXIT": "3"}))
-    end = await asyncio.wait_for(launcher.wait(agents[0]), 60)
+    end = await asyncio.wait_for(launcher.wait(agents[0]), 240)
     assert (end.code, end.reason) == (3, "FAILED")
 
 
@@ -125,7 +125,7 @@ async def test_stop_interrupts_running_tasks_and_cancels_pending_ones(
     async def one_running() -> bool:
         return "running" in [s.phase for s in await launcher.states(agents)]
 
-    for _ in range(1200):  # other tests' tasks may hold the node's CPUs for a while
+    for _ in range(2400):  # other tests' tasks may hold the node's CPUs for a while
         if await one_running():
             break
         await asyncio.sleep(0.1)
@@ -148,7 +148,7 @@ async def test_a_new_launcher_adopts_a_pending_array_and_sees_its_end(
     assert all([await after_restart.adopt(a) for a in agents])
     waits = [asyncio.ensure_future(after_restart.wait(a)) for a in agents]
     subprocess.run(["scontrol", "release", task_of(agents[0])[0]], check=True)
-    ends = await asyncio.wait_for(asyncio.gather(*waits), 60)
+    ends = await asyncio.wait_for(asyncio.gather(*waits), 240)
     assert [(e.code, e.reason) for e in ends] == [(0, "COMPLETED")] * 2
 
 
