@@ -10,6 +10,7 @@ from bot.domain.commands import RefusedError, UsageError
 from bot.domain.format import esc
 from bot.domain.render import render_usage_error
 from bot.services import CustomContext, Services
+from bot.store import CallbackRecord
 from bot.sweeps import SweepError
 from wandb_client.errors import (
     WandbAuthError,
@@ -67,6 +68,14 @@ async def report_error(update: object, context: CustomContext) -> None:
             await context.reply(text)
         except TelegramError as exc:
             log.warning("could not tell chat %s why: %s", context.chat_id, exc)
+
+
+def claim_answer(context: CustomContext, record: CallbackRecord) -> str:
+    """Take a prompt's one answer for this presser, or refuse: someone answered first."""
+    prompt = context.services.store.callbacks.claim(record.token, context.user_name)
+    if prompt is None:
+        raise RefusedError("This was already answered.")
+    return prompt
 
 
 def lab_chat_id(services: Services, chat_id: int) -> int:

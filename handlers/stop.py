@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot.domain.commands import STOP_USAGE, RefusedError, UsageError, parse_run_ref
+from bot.domain.commands import STOP_USAGE, UsageError, parse_run_ref
 from bot.domain.control import (
     render_not_running,
     render_stop_cancelled,
@@ -13,7 +13,7 @@ from bot.domain.control import (
 )
 from bot.services import CustomContext
 from bot.store import CallbackRecord
-from handlers.common import default_project
+from handlers.common import claim_answer, default_project
 from wandb_client.errors import WandbError
 
 NOT_YOURS = "Only the admin who asked, or another lab admin, can answer this."
@@ -48,19 +48,11 @@ async def stop_pressed(context: CustomContext, record: CallbackRecord) -> None:
     await _ask(context, record.target)
 
 
-def _claim(context: CustomContext, record: CallbackRecord) -> str:
-    """Take the prompt's one answer for this presser, or refuse: someone answered first."""
-    prompt = context.services.store.callbacks.claim(record.token, context.user_name)
-    if prompt is None:
-        raise RefusedError("This was already answered.")
-    return prompt
-
-
 async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """Yes: ask W&B to stop the run and wait for the monitor to see it end."""
     services = context.services
     entity, project, run_id = record.target.split("/", 2)
-    prompt = _claim(context, record)
+    prompt = claim_answer(context, record)
     try:
         await services.wandb.stop_run(entity, project, run_id)
     except WandbError:
@@ -76,6 +68,6 @@ async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> No
 
 async def stop_no_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """No: leave the run alone."""
-    _claim(context, record)
+    claim_answer(context, record)
     await context.answer("Cancelled.")
     await context.edit(render_stop_cancelled(record.target, None))

@@ -16,11 +16,15 @@ from bot.domain.control import (
     SweepView,
     render_sweep_changed,
     render_sweep_started,
+    render_sweep_stop_prompt,
     render_sweeps_status,
 )
+from bot.domain.format import esc
 from bot.services import CustomContext
 from bot.store import CallbackRecord
-from bot.sweeps import SweepChange
+from bot.sweeps import SweepChange, SweepError
+from handlers.common import claim_answer
+from wandb_client.errors import WandbError
 from wandb_client.sweep_control import SweepAction
 
 
@@ -99,8 +103,32 @@ async def _press(context: CustomContext, record: CallbackRecord, action: SweepAc
 
 
 async def sweep_stop_pressed(context: CustomContext, record: CallbackRecord) -> None:
-    """The card's Stop button: stop the sweep as `/sweep stop` does."""
-    await _press(context, record, "stop")
+    """The card's Stop button: ask Yes/No first, as `/stop` does for a run."""
+    services = context.services
+    ttl = services.settings.confirm_ttl
+    text, buttons = render_sweep_stop_prompt(record.target, services.wandb.ui_url, ttl)
+    await context.answer()
+    await context.reply(text, buttons=buttons, ttl=ttl, prompt=True)
+
+
+async def sweep_stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """Yes: stop the sweep as `/sweep stop` does; the prompt can be answered only once."""
+    prompt = claim_answer(context, record)
+    await context.answer("Stop: on it…")
+    try:
+        await _apply(context, _ref(record.target), "stop")
+    except (WandbError, SweepError):
+        # Nothing stopped: the prompt stays open for another try.
+        context.services.store.callbacks.reopen(record.token, prompt)
+        raise
+    await context.edit(f"Stop requested by {esc(context.user_name)}.")
+
+
+async def sweep_stop_no_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """No: the sweep keeps running."""
+    claim_answer(context, record)
+    await context.answer("Cancelled.")
+    await context.edit("Cancelled: the sweep keeps running.")
 
 
 async def sweep_pause_pressed(context: CustomContext, record: CallbackRecord) -> None:

@@ -75,6 +75,8 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("stop_yes", stop.stop_yes_pressed, ADMIN, stop.NOT_YOURS),
     ButtonSpec("stop_no", stop.stop_no_pressed, ADMIN, stop.NOT_YOURS),
     ButtonSpec("sweep_stop", sweep.sweep_stop_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_stop_yes", sweep.sweep_stop_yes_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_stop_no", sweep.sweep_stop_no_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_pause", sweep.sweep_pause_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_resume", sweep.sweep_resume_pressed, ADMIN, SWEEP_REFUSAL),
 )

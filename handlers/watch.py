@@ -6,11 +6,12 @@ from datetime import timedelta
 
 from telegram import Update
 
-from bot.domain.commands import parse_project_arg, parse_silence
+from bot.domain.commands import ProjectRef, parse_project_arg, parse_silence
 from bot.domain.format import esc, fmt_duration
 from bot.domain.notify import subscribed_projects
 from bot.services import CustomContext
 from handlers.common import lab_chat_id
+from wandb_client.errors import WandbError, WandbNotFoundError
 
 
 def _projects(context: CustomContext, *, extra: bool = True) -> frozenset[str]:
@@ -21,6 +22,25 @@ def _projects(context: CustomContext, *, extra: bool = True) -> frozenset[str]:
     return subscribed_projects(services.lab, lab_chat_id(services, context.chat_id), added)
 
 
+def _shown(context: CustomContext, ref: ProjectRef) -> str:
+    """Name a project as the chat should read it: the entity only when it is not the lab's."""
+    return esc(ref.project if ref.entity == context.services.lab.entity else ref.path)
+
+
+async def _unknown_note(context: CustomContext, ref: ProjectRef) -> str:
+    """Return a warning line when W&B does not know the project; nothing when unsure."""
+    try:
+        await context.services.wandb.recent_runs(ref.entity, ref.project, limit=1)
+    except WandbNotFoundError:
+        return (
+            f"\n⚠️ W&amp;B does not know {_shown(context, ref)} (yet): check the name; "
+            "nothing will arrive until runs are logged there."
+        )
+    except WandbError:
+        return ""  # W&B trouble is not the user's mistake; the poll will tell
+    return ""
+
+
 async def watch_command(update: Update, context: CustomContext) -> None:
     """Subscribe this chat to a project and start polling it."""
     services = context.services
@@ -28,12 +48,12 @@ async def watch_command(update: Update, context: CustomContext) -> None:
     if ref.path in _projects(context) or not services.store.chats.subscribe(
         context.chat_id, ref.entity, ref.project, context.user_id, context.now
     ):
-        await context.reply(f"This chat already watches {esc(ref.project)}.")
+        await context.reply(f"This chat already watches {_shown(context, ref)}.")
         return
     services.polls.ensure(ref.entity, ref.project)
     await context.reply(
-        f"👀 This chat now hears about {esc(ref.project)}: runs that finish, fail, crash, "
-        "are killed or stall from now on."
+        f"👀 This chat now hears about {_shown(context, ref)}: runs that finish, fail, crash, "
+        "are killed or stall from now on." + await _unknown_note(context, ref)
     )
 
 
@@ -44,14 +64,14 @@ async def unwatch_command(update: Update, context: CustomContext) -> None:
     if services.store.chats.unsubscribe(context.chat_id, ref.entity, ref.project):
         if (ref.entity, ref.project) not in services.monitor.watched():
             services.polls.drop(ref.entity, ref.project)
-        await context.reply(f"This chat no longer hears about {esc(ref.project)}.")
+        await context.reply(f"This chat no longer hears about {_shown(context, ref)}.")
     elif ref.path in _projects(context, extra=False):
         await context.reply(
-            f"{esc(ref.project)} is set for this chat in the lab file; an admin can change it "
+            f"{_shown(context, ref)} is set for this chat in the lab file; an admin can change it "
             "there, or use /silence for a while."
         )
     else:
-        await context.reply(f"This chat does not watch {esc(ref.project)}.")
+        await context.reply(f"This chat does not watch {_shown(context, ref)}.")
 
 
 async def subscriptions_command(update: Update, context: CustomContext) -> None:
@@ -83,8 +103,8 @@ async def silence_command(update: Update, context: CustomContext) -> None:
     project = request.project
     services.store.silences.add(context.chat_id, project.entity, project.project, until)
     await context.reply(
-        f"🔕 {esc(project.project)} is silenced here for {fmt_duration(request.seconds)}. "
-        f"/unsilence {esc(project.project)} lifts it."
+        f"🔕 {_shown(context, project)} is silenced here for {fmt_duration(request.seconds)}. "
+        f"/unsilence {_shown(context, project)} lifts it." + await _unknown_note(context, project)
     )
 
 
@@ -93,6 +113,6 @@ async def unsilence_command(update: Update, context: CustomContext) -> None:
     services = context.services
     ref = parse_project_arg(context.arguments, services.lab, "unsilence")
     if services.store.silences.remove(context.chat_id, ref.entity, ref.project):
-        await context.reply(f"🔔 {esc(ref.project)} is no longer silenced here.")
+        await context.reply(f"🔔 {_shown(context, ref)} is no longer silenced here.")
     else:
-        await context.reply(f"{esc(ref.project)} was not silenced here.")
+        await context.reply(f"{_shown(context, ref)} was not silenced here.")

@@ -77,3 +77,28 @@ async def test_a_press_without_our_prefix_is_answered(tmp_path: Path) -> None:
             await h.wait_until(lambda: len(answers(h)) >= count, timeout=15, what=data)  # noqa: B023
         assert answers(h)[:2] == [INVALID, INVALID]
         assert all(a for a in answers(h))
+
+
+async def test_sweep_card_stop_asks_first_and_no_leaves_the_sweep_alone(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        assert h.application is not None
+        services = h.application.bot_data.services
+        card = await h.reply_to("/help")  # stands in for a card: any message takes our data
+        token = services.store.callbacks.put(
+            "sweep_stop", f"{ENTITY}/{PROJECT}/abcd1234", services.clock(), chat_id=LAB_CHAT
+        )
+        h.telegram.press(LAB_CHAT, card.message_id, f"cb:{token}", user_id=ADMIN)
+        prompt = await h.wait_for_text("🛑 stop sweep")
+        assert [b["text"] for row in prompt.buttons for b in row] == ["Yes, stop it", "No"]
+        h.telegram.press(LAB_CHAT, prompt.message_id, button_text="No", user_id=ADMIN)
+        await h.wait_until(
+            lambda: any(
+                (m.text or "").startswith("Cancelled")
+                for m in h.telegram.bot_messages(LAB_CHAT)
+                if m.message_id == prompt.message_id
+            ),
+            timeout=15,
+            what="the prompt edited to cancelled",
+        )
+        assert h.wb.request_counts().get("UpsertSweep", 0) == 0
+        assert not any("stopped" in t for t in h.texts())

@@ -289,6 +289,16 @@ def render_stop_prompt(path: str, run: RunSnapshot | None, ttl_s: float) -> tupl
     return text, buttons
 
 
+def render_sweep_stop_prompt(path: str, ui_url: str, ttl_s: float) -> tuple[str, Buttons]:
+    """Render the confirmation of a sweep card's Stop button, with Yes and No buttons."""
+    text = (
+        f"{STATE_MARKERS['killed']} stop sweep {sweep_link(path, ui_url)}? Its agents stop and "
+        f"it starts no new runs.\nThis button expires in {fmt_duration(ttl_s)}."
+    )
+    yes, no = Button("Yes, stop it", "sweep_stop_yes", path), Button("No", "sweep_stop_no", path)
+    return text, ((yes, no),)
+
+
 def render_stop_requested(path: str, run: RunSnapshot | None) -> str:
     """Render the edited confirmation once a stop was asked of W&B."""
     return (
