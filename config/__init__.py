@@ -1,5 +1,6 @@
 """Settings and the lab file."""
 
+from config.alerts import AlertRule
 from config.lab import (
     ALL_EVENTS,
     ChatConfig,
@@ -18,6 +19,7 @@ from config.settings import Settings
 
 __all__ = [
     "ALL_EVENTS",
+    "AlertRule",
     "ChatConfig",
     "CrashLoopConfig",
     "DigestConfig",

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.alerts import AlertRule
+
 EventKind = Literal["finished", "failed", "crashed", "killed", "stalled", "recovered"]
 ALL_EVENTS: tuple[EventKind, ...] = (
     "finished",
@@ -108,6 +110,7 @@ class ProjectConfig(_Model):
     key_metrics: tuple[str, ...] = ()
     entity: str | None = None
     stall_after: float | None = Field(default=None, gt=0)
+    alerts: tuple[AlertRule, ...] = ()
 
 
 LauncherKind = Literal["local", "slurm"]
@@ -200,6 +203,8 @@ class LabConfig(_Model):
     projects: dict[str, ProjectConfig] = Field(default_factory=dict)
     sweeps: dict[str, SweepDef] = Field(default_factory=dict)
     crash_loop: CrashLoopConfig = CrashLoopConfig()
+    #: Metric alert rules for every project; a project's own `alerts` come on top.
+    alerts: tuple[AlertRule, ...] = ()
     # The lab's time zone, for chats that name none.
     timezone: str | None = None
     # Read commands may show any project the W&B key reaches, not only the lab's.
@@ -234,6 +239,29 @@ class LabConfig(_Model):
                 raise ValueError(f"chat id {chat.id} appears twice")
             seen.add(chat.id)
         return self
+
+    @model_validator(mode="after")
+    def _check_alerts(self) -> LabConfig:
+        chats = {chat.id for chat in self.chats}
+        scopes = {"alerts": self.alerts}
+        scopes |= {f"projects.{n}.alerts": p.alerts for n, p in self.projects.items()}
+        for where, rules in scopes.items():
+            for rule in rules:
+                unknown = [c for c in rule.chats if c not in chats]
+                if unknown:
+                    raise ValueError(f"{where}: {rule.name}: chat {unknown[0]} is not a lab chat")
+        for where, names in [("alerts", [r.name for r in self.alerts])] + [
+            (f"projects.{n}.alerts", [r.name for r in self.alert_rules(n)]) for n in self.projects
+        ]:
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise ValueError(f"{where}: two alerts are named {twice[0]!r}")
+        return self
+
+    def alert_rules(self, project: str) -> tuple[AlertRule, ...]:
+        """Return the alert rules that watch a project: the lab's, then the project's own."""
+        own = self.projects[project].alerts if project in self.projects else ()
+        return (*self.alerts, *own)
 
     def chat(self, chat_id: int) -> ChatConfig | None:
         """Return the lab's chat with this id, if it is one."""

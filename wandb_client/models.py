@@ -36,6 +36,7 @@ class RunSnapshot:
     git_branch: str | None = None
     history_line_count: int | None = None
     graphql_id: str | None = None
+    group: str | None = None
 
     @property
     def path(self) -> str:

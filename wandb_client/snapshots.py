@@ -107,6 +107,7 @@ def run_snapshot(
         git_branch=branch,
         history_line_count=int(history_lines) if isinstance(history_lines, int) else None,
         graphql_id=str(attrs["id"]) if attrs.get("id") else None,
+        group=str(attrs["group"]) if attrs.get("group") else None,
     )
 
 
