@@ -22,6 +22,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from bot.alerts import AlertService
 from bot.callbacks import button_router
 from bot.console import FailureExplainer
 from bot.delivery import Delivery
@@ -125,6 +126,10 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
     )
     assert application.job_queue is not None, "python-telegram-bot[job-queue] is required"
     polls = PollScheduler(monitor, application.job_queue, on_enqueued=delivery.wake)
+    alerts = AlertService(
+        store, wandb, lab, clock, interval=settings.poll_interval, on_enqueued=delivery.wake
+    )
+    monitor.add_poll_hook(alerts.on_poll)
     insight_service = InsightService(wandb, lab, store, settings.ui_url)
     digests = DigestService(
         store, wandb, lab, clock, ui_url=settings.ui_url, on_enqueued=delivery.wake
@@ -169,6 +174,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             sweeps=sweeps,
             status=StatusService(store, monitor, polls, wandb, lab, clock),
             scope=LabScope(lab, monitor, store),
+            alerts=alerts,
             clock=clock,
             started_at=clock(),
             health=health,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from telegram import Bot, Message
+from telegram import Bot, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
@@ -349,6 +349,7 @@ class Delivery:
                 reply_markup=markup,
                 disable_web_page_preview=True,
                 read_timeout=timeout,
+                reply_parameters=self._reply(row),
             )
         caption = row.text if 0 < utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
         if row.text and caption is None:
@@ -370,6 +371,14 @@ class Delivery:
             read_timeout=timeout,
             write_timeout=timeout,
         )
+
+    def _reply(self, row: OutboxRow) -> ReplyParameters | None:
+        """Answer the earlier message a row names (an alert's thread), if it was sent."""
+        message_id = self._store.outbox.message_id(row.reply_to) if row.reply_to else None
+        if message_id is None:
+            return None
+        # A deleted original must not keep the answer from going out.
+        return ReplyParameters(message_id, allow_sending_without_reply=True)
 
     def _pause(self, chat_id: int, reason: str, now: datetime) -> None:
         if not self._store.chats.pause(chat_id, reason):

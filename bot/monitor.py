@@ -19,6 +19,7 @@ from wandb_client.models import RunSnapshot, SweepSnapshot
 log = logging.getLogger(__name__)
 
 EventHook = Callable[[str, str, Sequence[RunEvent]], Awaitable[None]]
+PollHook = Callable[[str, str, Sequence[RunSnapshot]], Awaitable[None]]
 ConfirmationRenderer = Callable[[RunEvent], str]
 
 
@@ -91,6 +92,7 @@ class Monitor:
         self._stall_policy = stall_policy
         self._burst_threshold = burst_threshold
         self._hooks: list[EventHook] = []
+        self._poll_hooks: list[PollHook] = []
         # Sweep id → its parameter names, looked up once per sweep for notifications.
         self._sweep_params: dict[str, tuple[str, ...]] = {}
         self._confirmation: ConfirmationRenderer | None = None
@@ -112,6 +114,10 @@ class Monitor:
     def set_explainer(self, explain: Explainer) -> None:
         """Let `explain(events)` add why failed and crashed runs ended, before rendering."""
         self._explain = explain
+
+    def add_poll_hook(self, hook: PollHook) -> None:
+        """Call `hook(entity, project, runs)` after every successful poll with what it listed."""
+        self._poll_hooks.append(hook)
 
     def set_confirmation_renderer(self, render: ConfirmationRenderer) -> None:
         """Render the message that confirms a stop a user asked for."""
@@ -218,6 +224,11 @@ class Monitor:
                 await hook(entity, project, events)
             except Exception:
                 log.exception("event hook failed for %s/%s", entity, project)
+        for poll_hook in self._poll_hooks:
+            try:
+                await poll_hook(entity, project, runs)
+            except Exception:
+                log.exception("poll hook failed for %s/%s", entity, project)
         return PollOutcome(
             entity,
             project,

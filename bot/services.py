@@ -13,6 +13,7 @@ from telegram import CallbackQuery, Message, Update
 from telegram.error import RetryAfter
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.alerts import AlertService
 from bot.callbacks import keyboard
 from bot.delivery import Delivery
 from bot.digests import DigestService
@@ -133,6 +134,7 @@ class Services:
     sweeps: SweepService
     status: StatusService
     scope: LabScope
+    alerts: AlertService
     clock: Callable[[], datetime]
     started_at: datetime
     # Served only when WTB_HTTP_PORT is set.

@@ -215,4 +215,6 @@ class AlertRule(_Model):
     @property
     def needs_history(self) -> bool:
         """Tell whether the rule reads logged values, not only the latest (summary) one."""
-        return self.change is not None or (self.threshold is not None and self.threshold.over > 1)
+        if self.nan is not None or self.change is not None:
+            return True  # W&B leaves a NaN out of the summary: only the logged values tell
+        return self.threshold is not None and self.threshold.over > 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.callbacks import ButtonAction, ButtonSpec
+from bot.domain.alert_messages import ALERTS_USAGE
 from bot.domain.commands import (
     BEST_USAGE,
     PLOT_USAGE,
@@ -16,7 +17,7 @@ from bot.domain.commands import (
     render_help,
 )
 from bot.services import CommandCallback
-from handlers import general, insight, runs, stop, sweep, watch
+from handlers import alerts, general, insight, runs, stop, sweep, watch
 
 ADMIN, MEMBER = Role.ADMIN, Role.MEMBER
 
@@ -32,6 +33,7 @@ COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
     CommandSpec(
         "subscriptions", watch.subscriptions_command, "what this chat watches", "/subscriptions"
     ),
+    CommandSpec("alerts", alerts.alerts_command, "metric alert rules and what fires", ALERTS_USAGE),
     CommandSpec("sweeps", sweep.sweeps_command, "the sweeps running now", "/sweeps"),
     CommandSpec(
         "sweep",
@@ -79,6 +81,7 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("sweep_stop_no", sweep.sweep_stop_no_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_pause", sweep.sweep_pause_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_resume", sweep.sweep_resume_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("alert_mute", alerts.alert_mute_pressed, MEMBER),
 )
 
 HELP = render_help(COMMANDS)

@@ -39,6 +39,7 @@ def run(summary=None, state="running", **kw) -> RunSnapshot:
 )
 def test_metric_value_reads_numbers_and_wandbs_nonfinite_strings(value, expected):
     got = metric_value({"val/accuracy": value}, "val/accuracy")
+    assert got is not None
     assert got == expected or (math.isnan(expected) and math.isnan(got))
 
 
@@ -101,6 +102,17 @@ def test_rules_fire_once_and_resolve_when_they_clear(name, data, summaries, expe
         state = check.state
         got.append(check.action)
     assert got == expected
+
+
+def test_nan_reads_the_logged_values_as_wandb_drops_nan_from_the_summary():
+    r = rule(nan=["loss"])
+    first = evaluate(r, run({"acc": 1}), AlertState(), T0, history=[(3, 0.5), (4, 0.4)])
+    second = evaluate(r, run({"acc": 1}), first.state, T0, history=[(4, 0.4), (5, math.nan)])
+    quiet = evaluate(r, run({"acc": 1}), second.state, T0, history=[])
+    assert (first.action, second.action, quiet.action) == (None, "fire", None)
+    assert second.detail == "loss is NaN at step 5"
+    later = evaluate(r, run({"acc": 1}), second.state, T0, history=[(6, 0.3)])
+    assert later.action == "resolve"
 
 
 def test_a_firing_alert_repeats_only_after_its_repeat_interval():

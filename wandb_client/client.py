@@ -56,6 +56,15 @@ TIMEOUT_MARGIN_S = 2.0
 # a megabyte for typical runs while an ordinary poll still fits in one request.
 POLL_PAGE_SIZE = 200
 POLL_ORDER = "+created_at"
+# New steps of one metric since the last poll; more than this between polls is sampled.
+HISTORY_SAMPLES = 1000
+HISTORY_QUERY = """
+query RunHistorySince($project: String!, $entity: String!, $name: String!, $specs: [JSONString!]!) {
+    project(name: $project, entityName: $entity) {
+        run(name: $name) { sampledHistory(specs: $specs) }
+    }
+}
+"""
 
 ChangedRuns = list[RunSnapshot] | WandbError
 """One project's answer in a batched listing: its changed runs, or why there are none."""
@@ -524,6 +533,46 @@ class WandbClient:
             ]
 
         return await self._sdk(f"console of {path}", call)
+
+    async def history_since(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        metrics: Sequence[str],
+        min_step: int | None = None,
+        samples: int = HISTORY_SAMPLES,
+    ) -> dict[str, list[HistoryRow]]:
+        """Return each metric's logged rows from `min_step` on, in one request.
+
+        One `sampledHistory` spec per metric (a row must hold its keys), so a run with two
+        alerted metrics still costs one request.
+        """
+        specs = [
+            json.dumps(
+                {"keys": ["_step", metric], "samples": samples}
+                | ({"minStep": min_step} if min_step is not None else {})
+            )
+            for metric in metrics
+        ]
+        variables = {"project": project, "entity": entity, "name": run_id, "specs": specs}
+
+        def call(api: Any) -> Any:
+            return graphql_transport(api)(HISTORY_QUERY, variables)
+
+        data = await self._sdk(f"history of {entity}/{project}/{run_id}", call)
+        run = ((data or {}).get("project") or {}).get("run")
+        if run is None:
+            raise WandbNotFoundError(f"run {entity}/{project}/{run_id} not found")
+        out: dict[str, list[HistoryRow]] = {}
+        for metric, rows in zip(metrics, run.get("sampledHistory") or [], strict=False):
+            parsed = [
+                HistoryRow(int(row["_step"]), {metric: row.get(metric)})
+                for row in rows or ()
+                if isinstance(row, Mapping) and isinstance(row.get("_step"), int | float)
+            ]
+            out[metric] = sorted(parsed, key=lambda r: r.step)
+        return out
 
     async def sweep(self, entity: str, project: str, sweep_id: str) -> SweepSnapshot:
         """Return a sweep's state, objective and run counts."""

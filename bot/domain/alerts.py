@@ -132,9 +132,18 @@ Verdict = tuple[bool | None, str, AlertState]
 
 
 def _nan(rule: AlertRule, run: RunSnapshot, state: AlertState, seen: _Seen) -> Verdict:
-    values = {m: metric_value(run.summary, m) for m in rule.metrics}
-    bad = [f"{m} is {_fmt(v)}" for m, v in values.items() if v is not None and not math.isfinite(v)]
-    return bool(bad), ", ".join(bad) or "finite again", state
+    # W&B drops a NaN from the summary, so the logged values are what tell.
+    fresh = [(s, v) for s, v in seen.history if state.last_step is None or s > state.last_step]
+    state = replace(state, last_step=max((s for s, _ in fresh), default=state.last_step))
+    summary = [(run.step or 0, metric_value(run.summary, m)) for m in rule.metrics]
+    values = fresh + [(step, v) for step, v in summary if v is not None]
+    if not values:
+        return None, "", state
+    bad = [(step, v) for step, v in values if not math.isfinite(v)]
+    if not bad:
+        return False, f"{', '.join(rule.metrics)} finite again", state
+    step, value = bad[0]
+    return True, f"{' or '.join(rule.metrics)} is {_fmt(value)} at step {step}", state
 
 
 def _windowed(state: AlertState, seen: _Seen, keep: int) -> AlertState:
@@ -264,6 +273,9 @@ def evaluate(
     goal: Goal = "maximize",
 ) -> Check:
     """Judge one rule on one run: fire once, repeat after `repeat`, resolve when it clears."""
+    if state.firing and not judged_on(rule, run):
+        # The run ended while the alert fired: it stops firing without a word.
+        return Check(rule, run, replace(state, firing=False, since=None), None, "run ended")
     if state.done or not judged_on(rule, run) or not matches(rule, run):
         return Check(rule, run, state, None, "")
     seen = _Seen(now, history, baseline, goal)

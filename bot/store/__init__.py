@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.store.alerts import AlertRepository
 from bot.store.callbacks import CallbackRepository, drop_tokens
 from bot.store.chats import ChatRepository, DigestRepository, SilenceRepository
 from bot.store.db import MIGRATIONS, Database
@@ -26,6 +27,7 @@ __all__ = [
     "MIGRATIONS",
     "AgentRecord",
     "AgentRepository",
+    "AlertRepository",
     "CallbackRecord",
     "CallbackRepository",
     "ChatRepository",
@@ -56,6 +58,7 @@ class Store:
         self.callbacks = CallbackRepository(self.db)
         self.sweeps = SweepRepository(self.db)
         self.agents = AgentRepository(self.db)
+        self.alerts = AlertRepository(self.db)
 
     @property
     def schema_version(self) -> int:

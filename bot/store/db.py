@@ -84,6 +84,25 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX outbox_unsent ON outbox (chat_id, id) WHERE sent_at IS NULL AND dead=0;
     """,
+    # Metric alerts: per (run, rule) state, finished runs' values for baselines, mutes;
+    # and the outbox learns to answer an earlier message (an alert's "resolved" reply).
+    """
+    CREATE TABLE alert_states (
+        path TEXT NOT NULL, rule TEXT NOT NULL, entity TEXT NOT NULL, project TEXT NOT NULL,
+        state TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (path, rule)
+    );
+    CREATE INDEX alert_states_by_project ON alert_states (entity, project);
+    CREATE TABLE alert_values (
+        entity TEXT NOT NULL, project TEXT NOT NULL, metric TEXT NOT NULL,
+        run_id TEXT NOT NULL, value REAL NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (entity, project, metric, run_id)
+    );
+    CREATE TABLE alert_mutes (
+        entity TEXT NOT NULL, project TEXT NOT NULL, rule TEXT NOT NULL, until TEXT NOT NULL,
+        PRIMARY KEY (entity, project, rule)
+    );
+    ALTER TABLE outbox ADD COLUMN reply_to TEXT
+    """,
 )
 
 

@@ -54,7 +54,7 @@ def insert_messages(
                 continue
         cur = db.execute(
             "INSERT OR IGNORE INTO outbox (chat_id, dedupe_key, kind, text, buttons, photo,"
-            " created_at, not_before) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, not_before, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 msg.chat_id,
                 msg.dedupe_key,
@@ -64,6 +64,7 @@ def insert_messages(
                 msg.photo,
                 iso(now),
                 iso(now),
+                msg.reply_to,
             ),
         )
         if cur.rowcount == 0:
@@ -138,6 +139,14 @@ class OutboxRepository:
             ).fetchone()
             return int(row["attempts"])
 
+    def message_id(self, dedupe_key: str) -> int | None:
+        """Return the Telegram message id a sent message got, by its dedupe key."""
+        with self._db.read() as db:
+            row = db.execute(
+                "SELECT message_id FROM outbox WHERE dedupe_key=?", (dedupe_key,)
+            ).fetchone()
+        return int(row["message_id"]) if row and row["message_id"] is not None else None
+
     def clear_text(self, outbox_id: int) -> None:
         """Forget a pending message's text once it went out ahead of its photo."""
         with self._db.tx() as db:
@@ -194,4 +203,5 @@ def _row(row: sqlite3.Row) -> OutboxRow:
         photo=row["photo"],
         attempts=row["attempts"],
         created_at=datetime.fromisoformat(row["created_at"]),
+        reply_to=row["reply_to"],
     )

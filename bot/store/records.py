@@ -19,6 +19,8 @@ class OutboxItem:
     buttons: Buttons = ()
     photo: bytes | None = None
     run_keys: tuple[str, ...] = ()
+    #: The dedupe key of an earlier message this one answers (sent as a reply to it).
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class OutboxRow:
     photo: bytes | None
     attempts: int
     created_at: datetime
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

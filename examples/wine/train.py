@@ -55,6 +55,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def curve(text: str) -> tuple[float, ...]:
+    """Parse comma-separated floats, one per step."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,0.6, got {text!r}") from None
+    return values
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line the lab (or `wandb agent`) passes."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -77,10 +86,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--stall", action="store_true", help="log a few steps, then stay alive without a new step"
     )
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds between steps")
+    parser.add_argument(
+        "--nan-at", type=int, default=None, help="log loss as NaN from this step on (divergence)"
+    )
+    parser.add_argument(
+        "--curve",
+        type=curve,
+        default=None,
+        help="log val/accuracy as these comma-separated values, one a step (sets --epochs)",
+    )
     args = parser.parse_args(argv)
     if args.hang and args.stall:
         parser.error("--hang and --stall are exclusive")
+    if args.curve:
+        args.epochs = len(args.curve)
     return args
+
+
+def shaped(metrics: dict[str, float], epoch: int, args: argparse.Namespace) -> dict[str, float]:
+    """Apply the test hooks that shape what a step logs: a NaN loss, a given accuracy curve."""
+    out = dict(metrics)
+    if args.nan_at is not None and epoch >= args.nan_at:
+        out["loss"] = out["train/loss"] = math.nan
+    if args.curve:
+        out["val/accuracy"] = args.curve[epoch - 1]
+    return out
 
 
 def load_split(dataset: str, seed: int) -> Split:
@@ -130,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for epoch in range(1, args.epochs + 1):
             model.set_params(n_estimators=trees_at(epoch, args.epochs, args.n_estimators))
             model.fit(split.x_train, split.y_train)
-            metrics = evaluate(model, split)
+            metrics = shaped(evaluate(model, split), epoch, args)
             run.log({"epoch": epoch, "n_trees": len(model.estimators_), **metrics})
             if args.fail_at is not None and epoch == args.fail_at:
                 raise RuntimeError(f"simulated failure at step {epoch}")
