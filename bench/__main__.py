@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench import burst, commands, requests, resources
+from bench import alerts, burst, commands, requests, resources
 from bench.common import Row, table
 
 
@@ -54,6 +54,7 @@ async def measure(profile: Profile) -> list[Row]:
     )
     rows += await burst.measure(profile.burst_runs)
     rows.append(await resources.rss_row(profile.rss_projects, profile.rss_rounds))
+    rows += await alerts.measure()
     return rows
 
 

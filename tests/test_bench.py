@@ -20,6 +20,8 @@ async def test_quick_benchmarks_measure_every_row_and_ours_keeps_its_targets():
     assert by_name["requests: poll with k = 250 changed runs"].ours == 2  # 200 a page
     assert by_name["20-run burst: messages sent"].ours == 1
     assert by_name["20-run burst: 429 answers"].ours == 0
+    assert by_name["requests a poll, 5 running runs: 4 rules on summary values"].ours == 1
+    assert by_name["requests a poll, 5 running runs: + nan (logged values)"].ours == 1 + 5
     rendered = table(rows)
     assert rendered.count("\n") == len(rows) + 1
 

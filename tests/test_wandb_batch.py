@@ -65,7 +65,7 @@ def make_client(server: ServerThread, tmp_path: Path, **kw) -> WandbClient:
         default_entity=ENTITY,
         ui_url="https://wandb.example",
         subprocess_env=quiet,
-        **{"timeout": 5, **kw},
+        **{"timeout": 20, **kw},
     )
 
 
@@ -242,3 +242,12 @@ async def test_an_unanswered_batch_is_that_error_for_each_project_without_retryi
         await client.close()
     assert all(isinstance(r, WandbUnavailableError) for r in results)
     assert counts.get(OPERATION, 0) >= 1 and counts.get("Runs", 0) == 0
+
+
+async def test_best_runs_order_by_a_metric_whose_name_has_a_slash(srv, client):
+    project = new_project()
+    seed_project(srv, project, old=5, new=0)
+    best = await client.best_runs(ENTITY, project, "val/accuracy", "maximize", limit=2)
+    assert [r.id for r in best] == ["r0004", "r0003"]
+    worst = await client.best_runs(ENTITY, project, "val/accuracy", "minimize", limit=1)
+    assert [r.summary["val/accuracy"] for r in worst] == [0.0]
