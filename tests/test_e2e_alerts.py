@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ def alerts_of(h: Harness, rule: str) -> list[ChatMessage]:
         for m in h.telegram.bot_messages(LAB_CHAT)
         if rule in (m.text or "") and "alert" in (m.text or "").split("\n")[0]
     ]
+
+
+def has_alerts(h: Harness, rule: str, count: int) -> bool:
+    """Tell whether `count` alerts of `rule` are in the chat."""
+    return len(alerts_of(h, rule)) >= count
 
 
 def resolved_of(h: Harness, rule: str) -> list[ChatMessage]:
@@ -124,7 +130,7 @@ async def test_new_best_alerts_per_improvement_and_a_restart_repeats_nothing(
         for final, expected in (("0.9", 1), ("0.85", 1), ("0.95", 2)):
             await train_curve(h, f"0.5,{final}")
             await h.wait_until(
-                lambda n=expected: len(alerts_of(h, "best")) >= n, timeout=30, what="new best"
+                functools.partial(has_alerts, h, "best", expected), timeout=30, what="new best"
             )
             await h.wait_polls(3)
             assert len(alerts_of(h, "best")) == expected
