@@ -115,6 +115,16 @@ def test_nan_reads_the_logged_values_as_wandb_drops_nan_from_the_summary():
     assert later.action == "resolve"
 
 
+@pytest.mark.parametrize(("last", "expected"), [(0.7, "resolve"), (0.3, None), (None, None)])
+def test_an_alert_ends_with_its_run_resolved_only_when_the_last_value_clears(last, expected):
+    r = rule(threshold={"metric": "acc", "below": 0.5})
+    firing = evaluate(r, run({"acc": 0.3}), AlertState(), T0).state
+    final = {} if last is None else {"acc": last}
+    ended = evaluate(r, run(final, state="finished"), firing, T0)
+    assert (ended.action, ended.state.firing) == (expected, False)
+    assert evaluate(r, run(final, state="finished"), ended.state, T0).action is None
+
+
 def test_a_firing_alert_repeats_only_after_its_repeat_interval():
     r = rule(nan=["loss"], repeat="4h")
     state = AlertState()

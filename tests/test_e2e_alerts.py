@@ -94,7 +94,7 @@ async def test_a_threshold_alerts_once_and_replies_resolved_in_its_thread(tmp_pa
     rule = {"name": "low-acc", "threshold": {"metric": "val/accuracy", "below": 0.5}}
     async with Harness(tmp_path, lab=lab(rule)) as h:
         await train_curve(h, "0.7,0.7,0.3,0.3,0.3,0.3,0.8,0.8,0.8,0.8", "--sleep", "1")
-        resolved = await h.wait_for_text("resolved", timeout=30)
+        resolved = await h.wait_for_text("resolved", timeout=60)
         (alert,) = alerts_of(h, "low-acc")
         assert "val/accuracy 0.3 below 0.5" in (alert.text or "")
         assert resolved.reply_to_message_id == alert.message_id

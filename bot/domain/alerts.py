@@ -273,12 +273,15 @@ def evaluate(
     goal: Goal = "maximize",
 ) -> Check:
     """Judge one rule on one run: fire once, repeat after `repeat`, resolve when it clears."""
+    seen = _Seen(now, history, baseline, goal)
     if state.firing and not judged_on(rule, run):
-        # The run ended while the alert fired: it stops firing without a word.
-        return Check(rule, run, replace(state, firing=False, since=None), None, "run ended")
+        # The run ended while the alert fired: the alert ends too, "resolved" only when the
+        # run's last values no longer meet the condition.
+        holds, detail, state = CONDITIONS[rule.kind](rule, run, state, seen)
+        ended = replace(state, firing=False, since=None)
+        return Check(rule, run, ended, "resolve" if holds is False else None, detail)
     if state.done or not judged_on(rule, run) or not matches(rule, run):
         return Check(rule, run, state, None, "")
-    seen = _Seen(now, history, baseline, goal)
     holds, detail, state = CONDITIONS[rule.kind](rule, run, state, seen)
     if rule.kind in ONE_SHOT:
         if holds is None:
