@@ -24,6 +24,7 @@ async def alerts_command(update: Update, context: CustomContext) -> None:
     if target is None:
         await context.reply(alerts.overview(context.chat_id, _chat_projects(context)))
         return
+    context.services.scope.check(target.entity, target.project)
     await context.reply(await alerts.dry_run(target.entity, target.project))
 
 

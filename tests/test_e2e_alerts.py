@@ -100,6 +100,21 @@ async def test_a_threshold_alerts_once_and_replies_resolved_in_its_thread(tmp_pa
         assert resolved.reply_to_message_id == alert.message_id
         assert len(resolved_of(h, "low-acc")) == 1
 
+        listing = await h.reply_to("/alerts")
+        assert "low-acc" in (listing.text or "") and "threshold of val/accuracy" in (
+            listing.text or ""
+        )
+        tried = await h.reply_to(f"/alerts test {PROJECT}")
+        assert "Alert test" in (tried.text or "")
+        bad = await h.reply_to("/alerts fire")
+        assert "Usage" in (bad.text or "") or "/alerts test" in (bad.text or "")
+        h.telegram.press(LAB_CHAT, alert.message_id, button_text="Mute low-acc 2h", user_id=ADMIN)
+        await h.wait_until(
+            lambda: any("Muted low-acc" in (a["text"] or "") for a in h.telegram.callback_answers),
+            timeout=20,
+            what="the mute answered",
+        )
+
 
 async def test_a_plateau_and_a_zscore_outlier_each_alert_once(tmp_path: Path) -> None:
     rules = (
