@@ -111,6 +111,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         idle_wait=settings.delivery_interval,
         max_age=settings.delivery_max_age,
         send_timeout=settings.send_timeout,
+        max_backoff=settings.delivery_max_backoff,
     )
     monitor = Monitor(
         store,

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     delivery_interval: float = Field(default=1.0, gt=0, alias="WTB_DELIVERY_INTERVAL")
     # Telegram unreachable: a message is retried for this long, then given up with a log line.
     delivery_max_age: float = Field(default=86400.0, gt=0, alias="WTB_DELIVERY_MAX_AGE")
+    delivery_max_backoff: float = Field(default=60.0, gt=0, alias="WTB_DELIVERY_MAX_BACKOFF")
     # Well above Telegram's usual answer time: a send is repeated only if its answer took longer.
     send_timeout: float = Field(default=30.0, gt=0, alias="WTB_SEND_TIMEOUT")
 
