@@ -69,6 +69,8 @@ async def _apply(context: CustomContext, ref: SweepRef, action: SweepAction) -> 
         change.action,
         ui_url=context.services.wandb.ui_url,
         agents_stopped=change.agents_stopped,
+        agents_started=change.agents_started,
+        runs_left=change.runs_left,
     )
     await context.reply(text)
 

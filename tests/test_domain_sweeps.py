@@ -8,12 +8,16 @@ import pytest
 import yaml
 
 from bot.domain.sweeps import (
+    PHASE_WORDS,
+    agents_gave_up,
     check_sweep_config,
     crash_loop,
+    join_target,
     parse_sweep_yaml,
     progress,
     progress_bar,
     sweep_metric,
+    sweep_phase,
 )
 
 GOOD = """
@@ -119,3 +123,65 @@ def ago(*seconds):
 )
 def test_crash_loop(failures, k, window, expected):
     assert crash_loop(failures, NOW, k, window) is expected
+
+
+@pytest.mark.parametrize(
+    ("state", "live", "done", "count", "tripped", "phase"),
+    [
+        ("RUNNING", 2, 3, 10, False, "running"),
+        ("PAUSED", 2, 3, 10, False, "paused"),
+        ("RUNNING", 0, 10, 10, False, "finished"),
+        ("FINISHED", 0, 10, 10, False, "finished"),  # stopped after its last run: finished
+        ("FINISHED", 0, 3, 10, False, "stopped"),
+        ("CANCELED", 0, 3, 10, False, "cancelled"),
+        ("RUNNING", 0, 3, 10, False, "gave_up"),  # W&B says running; nothing runs it
+        (None, 0, 3, 10, False, "gave_up"),
+        ("PAUSED", 0, 3, 10, True, "tripped"),
+        ("PAUSED", 0, 3, 10, False, "paused"),
+    ],
+)
+def test_sweep_phase_is_one_word_from_wandb_state_and_agents(
+    state: str | None, live: int, done: int, count: int, tripped: bool, phase: str
+) -> None:
+    assert (
+        sweep_phase(
+            wandb_state=state, live_agents=live, done=done, count=count, breaker_tripped=tripped
+        )
+        == phase
+    )
+    assert phase in PHASE_WORDS
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        (
+            [
+                "2026 - wandb.wandb_agent - ERROR - Detected 3 failed runs in the first 60 seconds,"
+                " shutting down."
+            ],
+            "after 3 failed runs in 60 s",
+        ),
+        (
+            ["ERROR - Detected 5 failed runs in a row, shutting down."],
+            "after 5 failed runs in a row",
+        ),
+        (
+            ["wandb: ERROR Detected 4 consecutive failed runs, shutting down."],
+            "after 4 failed runs in a row",
+        ),
+        (["INFO Running runs: []", "agent done"], None),
+    ],
+)
+def test_agents_gave_up_reads_wandbs_own_reason(lines: list[str], why: str | None) -> None:
+    assert agents_gave_up(lines) == why
+
+
+@pytest.mark.parametrize(
+    ("done", "count", "cap", "target"),
+    [(3, 2, None, 5), (3, 2, 3, 3), (1, 5, 4, 4), (0, 2, None, 2)],
+)
+def test_join_target_adds_to_what_ran_within_the_run_cap(
+    done: int, count: int, cap: int | None, target: int
+) -> None:
+    assert join_target(done=done, count=count, run_cap=cap) == target

@@ -154,6 +154,19 @@ class FakeDelivery:
         self.wakes += 1
 
 
+class TwoAgents:
+    """Two agents that run and log nothing."""
+
+    def live(self, path: str) -> int:
+        return 2
+
+    async def log_tails(self, path: str) -> list[list[str]]:
+        return [[], []]
+
+    async def describe(self, path: str) -> tuple[str, str] | None:
+        return None
+
+
 @dataclass
 class SentMessage:
     message_id: int
@@ -328,7 +341,7 @@ def test_agents_stored_before_launchers_get_a_local_handle(tmp_path: Path) -> No
 # -- agents ---------------------------------------------------------------------------------
 
 
-async def test_launch_stores_each_agent_with_its_handle_and_reports_its_end_once(
+async def test_launch_stores_agents_with_handles_a_failed_end_is_one_message_a_clean_one_none(
     parts: Parts, tmp_path: Path
 ) -> None:
     views = await parts.agents.launch("fake", request(tmp_path))
@@ -346,9 +359,10 @@ async def test_launch_stores_each_agent_with_its_handle_and_reports_its_end_once
     assert parts.agents.live(PATH) == 1
     assert parts.store.sweeps.get(PATH).finished_at is None  # type: ignore[union-attr]
     parts.launcher.end(1, 0)
-    await eventually(lambda: len(parts.messages()) == 2)
+    await eventually(lambda: parts.agents.live(PATH) == 0)
+    assert len(parts.messages()) == 1  # a clean exit folds into the card
     assert parts.store.sweeps.get(PATH).finished_at == T0  # type: ignore[union-attr]
-    assert parts.changed == [PATH]
+    assert set(parts.changed) == {PATH}
 
 
 async def test_launch_that_starts_nothing_raises_and_a_partial_one_keeps_what_started(
@@ -377,7 +391,7 @@ async def test_stop_all_stops_through_the_launcher_and_reports_no_agent_end(
     assert not parts.agents.is_stopping(PATH)
 
 
-async def test_adoption_watches_live_agents_and_reports_those_gone_meanwhile(
+async def test_adoption_watches_live_agents_and_folds_those_gone_meanwhile_into_the_card(
     parts: Parts, tmp_path: Path
 ) -> None:
     await parts.agents.launch("fake", request(tmp_path))
@@ -386,16 +400,15 @@ async def test_adoption_watches_live_agents_and_reports_those_gone_meanwhile(
     parts.wandb.runs = [run("a", "running")]
     await parts.agents.adopt_all()
     assert len(parts.launcher.adopted) == 2
-    texts = [m.text for m in parts.messages()]
-    assert len(texts) == 1 and "agent 1 of sweep" in texts[0]
-    assert "ended while I was down" in texts[0]
-    # The adopted one is watched again: its end is reported, and the sweep then finishes.
+    # Gone while the bot was down: recorded, and the card (not a message) says so.
+    assert parts.messages() == [] and parts.changed == [PATH]
+    assert [a.ended_at is not None for a in parts.store.agents.all()] == [False, True]
+    # The adopted one is watched again: its end is recorded, and the sweep then finishes.
     parts.wandb.runs = [run("a", "finished", 0.9)] * 4
     parts.launcher.end(0, None)
-    await eventually(lambda: len(parts.messages()) == 2)
-    texts = [m.text for m in parts.messages()]
-    assert len(texts) == 2 and "agent 0 of sweep" in texts[1] and "is done" in texts[1]
+    await eventually(lambda: parts.agents.live(PATH) == 0)
     assert parts.store.sweeps.get(PATH).finished_at is not None  # type: ignore[union-attr]
+    assert parts.messages() == []
 
 
 # -- the crash-loop breaker -----------------------------------------------------------------
@@ -479,7 +492,7 @@ async def test_card_is_sent_then_edited_paced_and_only_when_it_changed(parts: Pa
         clock=parts.clock,
         tasks=parts.tasks,
         interval_s=5.0,
-        live_agents=lambda _path: 2,
+        agents=TwoAgents(),
         sleep=parts.clock.sleep,
     )
     parts.wandb.runs = [run("a", "running")]

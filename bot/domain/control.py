@@ -19,7 +19,7 @@ from bot.domain.render import (
     run_link,
     sweep_url,
 )
-from bot.domain.sweeps import progress_bar
+from bot.domain.sweeps import PHASE_WORDS, SweepPhase, progress_bar
 from wandb_client.models import TERMINAL_STATES, RunSnapshot
 
 FAILED_STATES = frozenset({"failed", "crashed"})
@@ -68,6 +68,7 @@ class SweepView:
     progress: SweepProgress | None = None
     #: The agents summed up by their launcher (`2 agents · 2 pending (Resources)`), if remote.
     agents_text: str | None = None
+    phase: SweepPhase | None = None
 
 
 def _split(path: str) -> tuple[str, str, str]:
@@ -155,9 +156,7 @@ def render_sweeps_status(
     blocks = []
     for view in sweeps:
         _, project, _ = _split(view.path)
-        state = f" · {esc(view.state.lower())}" if view.state else ""
-        if view.finished_at is not None:
-            state = " · ended"
+        state = f" · {PHASE_WORDS[view.phase]}" if view.phase else ""
         head = (
             f"{STATE_MARKERS['sweep']} sweep {sweep_link(view.path, ui_url)} · "
             f"{esc(truncate(view.name, NAME_LIMIT))} → {esc(truncate(project, NAME_LIMIT))}{state}"
@@ -188,14 +187,26 @@ def render_sweeps_status(
     return "\n\n".join(blocks)
 
 
-def render_sweep_changed(path: str, action: str, *, ui_url: str, agents_stopped: int = 0) -> str:
-    """Render the reply to /sweep stop|cancel|pause|resume."""
+def render_sweep_changed(
+    path: str,
+    action: str,
+    *,
+    ui_url: str,
+    agents_stopped: int = 0,
+    agents_started: int = 0,
+    runs_left: int = 0,
+) -> str:
+    """Render the reply to /sweep stop|cancel|pause|resume, in the card's words."""
     sweep = sweep_link(path, ui_url)
     if action == "pause":
-        return f"⏸ sweep {sweep} paused: agents wait for /sweep resume"
+        return f"⏸ sweep {sweep} {PHASE_WORDS['paused']}: agents wait for /sweep resume"
     if action == "resume":
+        if agents_started:
+            agents = f"{agents_started} agent{'s' if agents_started != 1 else ''}"
+            runs = f"{runs_left} run{'s' if runs_left != 1 else ''}"
+            return f"▶️ sweep {sweep} resumed · {agents} started for the {runs} left"
         return f"▶️ sweep {sweep} resumed"
-    state = "cancelled" if action == "cancel" else "stopped"
+    state = PHASE_WORDS["cancelled" if action == "cancel" else "stopped"]
     what = f" · {agents_stopped} agent{'s' if agents_stopped != 1 else ''} ended"
     return f"🛑 sweep {sweep} {state}{what if agents_stopped else ''}"
 

@@ -27,7 +27,7 @@ from bot.domain.format import (
     utf16_len,
 )
 from bot.domain.params import shown_params
-from bot.domain.sweeps import progress_bar
+from bot.domain.sweeps import ENDED_PHASES, PHASE_WORDS, SweepPhase, progress_bar
 from bot.domain.why import FailureReason
 from config.lab import EventKind, ProjectConfig
 from wandb_client.models import RunSnapshot, SweepSnapshot
@@ -437,30 +437,42 @@ def render_sweep_card(
     elapsed_s: float,
     best: RunSnapshot | None,
     metric: str | None,
-    finished: bool,
+    finished: bool = False,
+    phase: SweepPhase | None = None,
+    note: str = "",
+    last_failure: str | None = None,
     agents_text: str | None = None,
     ends_text: str = "",
 ) -> tuple[str, Buttons]:
     """Render the live card of a sweep started from the chat, edited as it goes.
 
-    `agents_text` replaces the agent count for agents a launcher places elsewhere
-    (`2 agents · 2 pending (Resources)`); `ends_text` says how they ended, once finished.
+    `phase` is the sweep's one state word (see `sweep_phase`); `note` says why it ended
+    early ("agents gave up after 3 failed runs in 60 s"); `last_failure` is the latest
+    failed run's error line. `agents_text` replaces the agent count for agents a launcher
+    places elsewhere (`2 agents · 2 pending (Resources)`); `ends_text` says how they ended.
     """
+    if phase is None:
+        phase = (
+            "finished" if finished else ("paused" if sweep.state.upper() == "PAUSED" else "running")
+        )
+    ended = phase in ENDED_PHASES
     sweep_name = link(sweep.url, truncate(sweep.id, KEY_LIMIT))
-    state = " finished" if finished else (" paused" if sweep.state.upper() == "PAUSED" else "")
+    state = "" if phase == "running" else f" {PHASE_WORDS[phase]}"
     first = (
         f"{STATE_MARKERS['sweep']} sweep {sweep_name}{state} · {_label(lab_name)} → "
         f"{_label(sweep.project)} · {esc(truncate(sweep.method, KEY_LIMIT))}"
     )
-    bits = [f"{progress_bar(done, count)} {done}/{count}"]
+    bits = [f"{progress_bar(min(done, count), count)} {min(done, count)}/{count}"]
     if failed:
         bits.append(f"{failed} failed")
-    if not finished:
+    if not ended and phase != "tripped":
         bits.append(agents_text or f"{agents} agent{'s' if agents != 1 else ''}")
     bits.append(fmt_ago(elapsed_s))
     lines = [first, " · ".join(bits)]
-    if finished and ends_text:
+    if ended and ends_text:
         lines.append(ends_text)
+    if note:
+        lines.append(esc(note))
     if best is not None and metric and metric in best.summary:
         swept = sweep.config.get("parameters")
         params = params_line(
@@ -469,15 +481,18 @@ def render_sweep_card(
         detail = f" ({params})" if params else ""
         value = fmt_value(best.summary[metric])
         lines.append(f"best {esc(truncate(metric, KEY_LIMIT))} {value} · {run_link(best)}{detail}")
-    buttons: Buttons = ()
-    if not finished:
-        pause = (
-            Button("Resume", "sweep_resume", sweep.path)
-            if sweep.state.upper() == "PAUSED"
-            else Button("Pause", "sweep_pause", sweep.path)
-        )
-        buttons = ((Button("Stop", "sweep_stop", sweep.path), pause),)
-    return _fit(lines), buttons
+    if failed and last_failure:
+        lines.append(f"last failure: <code>{esc(truncate(last_failure, 160))}</code>")
+    return _fit(lines), _card_buttons(sweep.path, phase)
+
+
+def _card_buttons(path: str, phase: SweepPhase) -> Buttons:
+    if phase == "running":
+        return ((Button("Stop", "sweep_stop", path), Button("Pause", "sweep_pause", path)),)
+    if phase in ("paused", "tripped", "gave_up"):
+        # Resume starts agents again for the runs left when none is running.
+        return ((Button("Stop", "sweep_stop", path), Button("Resume", "sweep_resume", path)),)
+    return ()
 
 
 def render_crash_loop_alert(

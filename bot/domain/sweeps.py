@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -88,3 +89,78 @@ def crash_loop(
     span = window if isinstance(window, timedelta) else timedelta(seconds=window)
     recent = [moment for moment in failures if now - span <= moment <= now]
     return len(recent) >= k
+
+
+# --- one vocabulary for a sweep's state -----------------------------------------------------
+
+SweepPhase = Literal["running", "paused", "finished", "stopped", "cancelled", "gave_up", "tripped"]
+
+#: The one word each message uses for a phase.
+PHASE_WORDS: dict[SweepPhase, str] = {
+    "running": "running",
+    "paused": "paused",
+    "finished": "finished",
+    "stopped": "stopped",
+    "cancelled": "cancelled",
+    "gave_up": "gave up",
+    "tripped": "paused after repeated failures",
+}
+#: Phases in which nothing runs the sweep any more and nothing will without someone acting.
+ENDED_PHASES: frozenset[SweepPhase] = frozenset({"finished", "stopped", "cancelled", "gave_up"})
+
+
+def sweep_phase(
+    *,
+    wandb_state: str | None,
+    live_agents: int,
+    done: int,
+    count: int,
+    breaker_tripped: bool = False,
+) -> SweepPhase:
+    """Name a sweep's phase from W&B's state and its agents: the one source of truth.
+
+    W&B keeps a sweep RUNNING when its agents quit on their own (wandb's "Detected 3 failed
+    runs" check): with no agent left and runs to go, the sweep "gave up".
+    """
+    state = (wandb_state or "").upper()
+    if breaker_tripped and not live_agents:
+        return "tripped"
+    if live_agents:
+        return "paused" if state == "PAUSED" else "running"
+    if state == "CANCELED":
+        return "cancelled"
+    if done >= count:
+        return "finished"
+    if state == "PAUSED":
+        return "paused"
+    if state in ("FINISHED", "FAILED"):
+        return "stopped"
+    return "gave_up"
+
+
+# wandb's agent: "Detected 3 failed runs in the first 60 seconds, shutting down." and
+# "Detected 5 failed runs in a row, shutting down." / "Detected 4 consecutive failed runs".
+_GAVE_UP = re.compile(
+    r"Detected (\d+) (?:consecutive )?failed runs(?: in the first (\d+) seconds| in a row)?"
+)
+
+
+def agents_gave_up(lines: Sequence[str]) -> str | None:
+    """Return why wandb's agent quit on its own, from its log ("after 3 failed runs in 60 s")."""
+    for line in reversed(lines):
+        match = _GAVE_UP.search(line)
+        if match:
+            runs, seconds = match.group(1), match.group(2)
+            if seconds:
+                return f"after {runs} failed runs in {seconds} s"
+            return f"after {runs} failed runs in a row"
+    return None
+
+
+def join_target(*, done: int, count: int, run_cap: int | None) -> int:
+    """Return the run total a joined sweep's card counts to: what it has plus `count` more.
+
+    A W&B run cap bounds it: agents get no run past the cap.
+    """
+    target = done + count
+    return min(target, run_cap) if run_cap is not None else target

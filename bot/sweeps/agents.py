@@ -73,6 +73,17 @@ def summarise(records: Sequence[AgentRecord], places: Sequence[AgentPlace]) -> t
     return (f"{agents_summary(live)} · {label}" if live else ends or label), ends
 
 
+def agent_failed(end: AgentEnd) -> bool:
+    """Say whether an agent's end is a failure worth its own message.
+
+    A non-zero exit, or an end its launcher names without a code (Slurm's TIMEOUT). A clean
+    exit, or one nobody saw (an adopted local agent), folds into the card.
+    """
+    if end.code is not None:
+        return end.code != 0
+    return bool(end.reason) and end.reason.upper() != "COMPLETED"
+
+
 class AgentWatch:
     """Own every agent the bot started: one watcher per agent, one report per end."""
 
@@ -174,30 +185,34 @@ class AgentWatch:
             await self.ended(record, end)
 
     async def ended(self, record: AgentRecord, end: AgentEnd) -> None:
-        """Report an agent's end once (the outbox key is per agent record), then maybe finish."""
+        """Record an agent's end; a failed agent gets one message (keyed per agent record).
+
+        A clean or unknown end folds into the sweep's card, which says what it means
+        (finished, or agents that gave up with runs left).
+        """
         path = record.sweep_path
         sweep = self._store.sweeps.get(path)
-        # A launcher that saw the end without a code (Slurm's TIMEOUT, CANCELLED) says how.
-        code, known = end.code, end.known or bool(end.reason)
-        if path in self._stopping or sweep is None or sweep.breaker_tripped:
-            # Whoever stopped it (a user, the breaker) reports it.
-            self._store.agents.end(record.id, code, self._clock())
+        now = self._clock()
+        quiet = path in self._stopping or sweep is None or sweep.breaker_tripped
+        if quiet or not agent_failed(end):
+            # Whoever stopped it (a user, the breaker) reports it; the card tells the rest.
+            self._store.agents.end(record.id, end.code, now)
+            self._on_change(path)
+            self.finish_if_done(path)
             return
+        assert sweep is not None
         done: int | None = None
         with contextlib.suppress(WandbError):
             _, progress = await read_progress(self._wandb, path)
             done = progress.done
-        if not known and done is not None and done >= sweep.count:
-            # Adopted agents leave no exit status; a sweep that ran its course ended well.
-            code, known = 0, True
-        now = self._clock()
         tail = await asyncio.to_thread(tail_log, Path(record.log_path), LOG_TAIL_LINES)
         text = render_agent_end(
             path,
             agent=record.idx,
-            returncode=code,
-            known=known,
-            how=end.reason if code is None else "",
+            returncode=end.code,
+            known=True,
+            # A launcher that saw the end without a code (Slurm's TIMEOUT, CANCELLED) says how.
+            how=end.reason if end.code is None else "",
             ran_for_s=(now - record.started_at).total_seconds(),
             done=done,
             count=sweep.count,
@@ -208,8 +223,9 @@ class AgentWatch:
         self._store.outbox.enqueue(
             [OutboxItem(sweep.chat_id, f"agent-exit:{record.id}", "agent-exit", text)], now
         )
-        self._store.agents.end(record.id, code, now)
+        self._store.agents.end(record.id, end.code, now)
         self._delivery.wake()
+        self._on_change(path)
         self.finish_if_done(path)
 
     def finish_if_done(self, path: str) -> None:

@@ -12,7 +12,9 @@ from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.callbacks import keyboard
+from bot.domain.control import last_error
 from bot.domain.render import Buttons, render_sweep_card
+from bot.domain.sweeps import SweepPhase, agents_gave_up, sweep_phase
 from bot.store import Store, SweepRecord
 from bot.sweeps.common import SweepSource, Tasks, read_progress
 from wandb_client.errors import WandbError
@@ -38,6 +40,22 @@ class CardBot(Protocol):
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> Message | bool:
         """Edit a message's text."""
+        ...
+
+
+class AgentFacts(Protocol):
+    """What the card asks of the agents (the real one is `AgentWatch`)."""
+
+    def live(self, path: str) -> int:
+        """Return how many agents of a sweep run."""
+        ...
+
+    async def log_tails(self, path: str) -> list[list[str]]:
+        """Return the last lines of each agent's log."""
+        ...
+
+    async def describe(self, path: str) -> tuple[str, str] | None:
+        """Return agents off this host summed up (live, ended), or None for local ones."""
         ...
 
 
@@ -99,8 +117,7 @@ class SweepCards:
         clock: Callable[[], datetime],
         tasks: Tasks,
         interval_s: float,
-        live_agents: Callable[[str], int],
-        describe_agents: Callable[[str], Awaitable[tuple[str, str] | None]] | None = None,
+        agents: AgentFacts,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Keep the collaborators; `sleep` is injected so tests run on a fake clock."""
@@ -109,8 +126,7 @@ class SweepCards:
         self._bot = bot
         self._clock = clock
         self._tasks = tasks
-        self._live_agents = live_agents
-        self._describe_agents = describe_agents
+        self._agents = agents
         self._sleep = sleep
         self._pacer = EditPacer(interval_s, clock)
         self._refreshing: dict[str, asyncio.Task[None]] = {}
@@ -161,9 +177,17 @@ class SweepCards:
             snapshot, progress = await read_progress(self._wandb, path)
             sweep = self._store.sweeps.get(path) or sweep  # agents may have ended meanwhile
             end = sweep.finished_at or self._clock()
-            agents = self._live_agents(path)
+            agents = self._agents.live(path)
             # Agents a launcher placed elsewhere (Slurm) are summed up by their state there.
-            described = await self._describe_agents(path) if self._describe_agents else None
+            described = await self._agents.describe(path)
+            phase = sweep_phase(
+                wandb_state=snapshot.state,
+                live_agents=agents,
+                done=progress.done,
+                count=sweep.count,
+                breaker_tripped=sweep.breaker_tripped,
+            )
+            note, last_failure = await self._why(path, phase, progress.failed)
 
             def card(elapsed_s: float) -> tuple[str, Buttons]:
                 return render_sweep_card(
@@ -176,7 +200,9 @@ class SweepCards:
                     elapsed_s=elapsed_s,
                     best=progress.best,
                     metric=snapshot.metric,
-                    finished=sweep.finished_at is not None,
+                    phase=phase,
+                    note=note,
+                    last_failure=last_failure,
                     agents_text=described[0] if described else None,
                     ends_text=described[1] if described else "",
                 )
@@ -189,6 +215,18 @@ class SweepCards:
                 return
             if await self._show(sweep, text, self._markup(sweep, buttons)):
                 self._pacer.shown(path, signature)
+
+    async def _why(self, path: str, phase: SweepPhase, failed: int) -> tuple[str, str | None]:
+        """Return why the sweep ended early and its last failure, from the agents' logs."""
+        if not failed and phase != "gave_up":
+            return "", None
+        tails = await self._agents.log_tails(path)
+        error = next((e for e in (last_error(t) for t in reversed(tails)) if e), None)
+        note = ""
+        if phase == "gave_up":
+            why = next((w for w in (agents_gave_up(t) for t in tails) if w), None)
+            note = f"agents gave up {why}" if why else "agents ended with runs left"
+        return note, error
 
     def _markup(self, sweep: SweepRecord, buttons: Buttons) -> InlineKeyboardMarkup | None:
         if not buttons:

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import BaseModel
 
 from bot.delivery import Delivery
 from bot.domain.commands import SweepRef, SweepStart
 from bot.domain.control import AgentView, SweepProgress, SweepView
 from bot.domain.events import RunEvent
-from bot.domain.sweeps import parse_sweep_yaml
+from bot.domain.sweeps import join_target, sweep_phase
 from bot.monitor import PollScheduler
 from bot.store import Store, SweepRecord
 from bot.sweeps.agents import LOCAL, AgentWatch, agent_view, summarise
@@ -27,10 +20,10 @@ from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, gpus_text, read_progress, split_path
 from bot.sweeps.launchers import LauncherRegistry
+from bot.sweeps.setup import agent_env, launch_request, parse_gpus, read_sweep_config
 from config import LabConfig, Settings
 from config.lab import SweepDef
 from wandb_client.errors import AgentError, WandbError
-from wandb_client.launcher import LaunchRequest
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -54,12 +47,8 @@ class SweepChange:
     path: str
     action: SweepAction
     agents_stopped: int = 0
-
-
-def launcher_options(definition: SweepDef) -> dict[str, object]:
-    """Return the lab file's block named like the sweep's launcher (e.g. `slurm:`), as data."""
-    block = getattr(definition, definition.launcher, None)
-    return block.model_dump() if isinstance(block, BaseModel) else {}
+    agents_started: int = 0
+    runs_left: int = 0
 
 
 class SweepService:
@@ -103,8 +92,7 @@ class SweepService:
             clock=clock,
             tasks=self._tasks,
             interval_s=settings.card_edit_interval,
-            live_agents=self.agents.live,
-            describe_agents=self.agents.describe,
+            agents=self.agents,
         )
         self.breaker = CrashLoopBreaker(
             policy=lab.crash_loop,
@@ -121,54 +109,88 @@ class SweepService:
     async def start(
         self, request: SweepStart, *, chat_id: int, user_id: int | None
     ) -> StartedSweep:
-        """Create (or reuse) the sweep on W&B and start its agents in the sweep's workdir."""
+        """Create (or join) the sweep on W&B and start its agents in the sweep's workdir."""
         definition = self._lab.sweeps[request.name]
         if request.gpus and definition.launcher != LOCAL:
             raise SweepError(
                 f'Sweep "{request.name}" runs on {definition.launcher}, which assigns GPUs itself:'
                 f" drop gpus= and set {definition.launcher}.gpus_per_agent in the lab file."
             )
-        reused = request.sweep_id is not None
+        count, target = request.count, request.count
         if request.sweep_id is not None:
-            # Started again after a stop: its agents' ends are reported, its breaker armed.
-            self.agents.rearm(f"{request.entity}/{request.project}/{request.sweep_id}")
-            # Raises WandbNotFoundError when W&B does not know the id.
-            await self._wandb.sweep(request.entity, request.project, request.sweep_id)
             sweep_id = request.sweep_id
+            path = f"{request.entity}/{request.project}/{sweep_id}"
+            count, target = await self._join(path, request)
         else:
-            config = await self._sweep_config(request.name, definition.file)
+            config = await read_sweep_config(request.name, definition.file)
             config["run_cap"] = request.count
             sweep_id = await self._wandb.create_sweep(config, request.entity, request.project)
-        path = f"{request.entity}/{request.project}/{sweep_id}"
-        self._store.sweeps.add(self._record(path, request, chat_id, user_id, definition.launcher))
+            path = f"{request.entity}/{request.project}/{sweep_id}"
+        self._store.sweeps.add(
+            self._record(path, request, target, chat_id, user_id, definition.launcher)
+        )
         # The sweep's runs must be polled even when no chat watches its project.
         self._polls.ensure(request.entity, request.project)
-        launch = LaunchRequest(
-            sweep_path=path,
-            count=request.count,
-            agents=request.agents,
-            gpus=tuple(request.gpus),
-            workdir=definition.workdir or definition.file.parent,
-            env=self._agent_env(definition.env),
-            log_dir=definition.log_dir or self._settings.agent_log_dir,
-            options=launcher_options(definition),
+        views = await self._launch(
+            definition, path, count=count, agents=request.agents, gpus=request.gpus
+        )
+        # The card follows the reply: the handler asks for it (`request_refresh`).
+        reused = request.sweep_id is not None
+        return StartedSweep(path, request.name, count, tuple(views), reused)
+
+    async def _join(self, path: str, request: SweepStart) -> tuple[int, int]:
+        """Check a W&B sweep can take `count` more runs; return (runs to add, card total)."""
+        # Started again after a stop: its agents' ends are reported, its breaker armed.
+        self.agents.rearm(path)
+        # Raises WandbNotFoundError when W&B does not know the id.
+        snapshot, progress = await read_progress(self._wandb, path)
+        sweep_id = split_path(path)[2]
+        if snapshot.state.upper() == "CANCELED":
+            raise SweepError(f"Sweep {sweep_id} was cancelled; start a new one instead.")
+        target = join_target(done=progress.done, count=request.count, run_cap=snapshot.run_cap)
+        if target <= progress.done:
+            raise SweepError(
+                f"Sweep {sweep_id} already ran all {progress.done} runs its run cap allows;"
+                f" start a new one with /sweep start {request.name}."
+            )
+        if snapshot.state.upper() != "RUNNING":
+            # A stopped or paused sweep gives its agents no runs: joining it means going on.
+            await self._wandb.set_sweep_state(*split_path(path), "resume")
+        return target - progress.done, target
+
+    async def _launch(
+        self, definition: SweepDef, path: str, *, count: int, agents: int, gpus: tuple[int, ...]
+    ) -> list[AgentView]:
+        env = agent_env(self._wandb.subprocess_env(definition.env), definition.env)
+        launch = launch_request(
+            definition,
+            path,
+            count=count,
+            agents=agents,
+            gpus=gpus,
+            env=env,
+            default_log_dir=self._settings.agent_log_dir,
         )
         try:
-            views = await self.agents.launch(definition.launcher, launch)
+            return await self.agents.launch(definition.launcher, launch)
         except (AgentError, OSError) as exc:
             self._store.sweeps.update(path, finished_at=self._clock())
             raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
-        # The card follows the reply: the handler asks for it (`request_refresh`).
-        return StartedSweep(path, request.name, request.count, tuple(views), reused)
 
     def _record(
-        self, path: str, request: SweepStart, chat_id: int, user_id: int | None, launcher: str
+        self,
+        path: str,
+        request: SweepStart,
+        count: int,
+        chat_id: int,
+        user_id: int | None,
+        launcher: str,
     ) -> SweepRecord:
         return SweepRecord(
             path=path,
             name=request.name,
             chat_id=chat_id,
-            count=request.count,
+            count=count,
             agents=request.agents,
             gpus=gpus_text(request.gpus),
             started_by=user_id,
@@ -180,24 +202,6 @@ class SweepService:
             breaker_tripped=False,
             launcher=launcher,
         )
-
-    async def _sweep_config(self, name: str, file: Path) -> dict[str, Any]:
-        try:
-            text = await asyncio.to_thread(file.read_text, encoding="utf-8")
-        except OSError as exc:
-            raise SweepError(f'The file of sweep "{name}" cannot be read: {exc.strerror}.') from exc
-        config, problems = parse_sweep_yaml(text, yaml.safe_load)
-        if problems:
-            raise SweepError(f'The file of sweep "{name}" is wrong: {problems[0]}.')
-        return config
-
-    def _agent_env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = self._wandb.subprocess_env(extra)
-        if "PATH" not in extra:
-            # `wandb agent` runs `python <program>`: the bot's own environment's Python.
-            bin_dir = str(Path(sys.executable).parent)
-            env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
-        return env
 
     # -- resolving ---------------------------------------------------------------------
 
@@ -231,7 +235,7 @@ class SweepService:
         """Stop or cancel a sweep (its agents first), or pause or resume it on W&B."""
         if action in ("stop", "cancel"):
             return await self.stop(ref, cancel=action == "cancel")
-        return SweepChange(await self.set_state(ref, action), action)
+        return await self.set_state(ref, action)
 
     async def stop(self, ref: SweepRef, *, cancel: bool) -> SweepChange:
         """Stop a sweep's agents (SIGINT, SIGTERM, SIGKILL), then set it FINISHED/CANCELED."""
@@ -245,14 +249,41 @@ class SweepService:
             self.request_refresh(path)
         return SweepChange(path, action, stopped)
 
-    async def set_state(self, ref: SweepRef, action: SweepAction) -> str:
-        """Pause or resume a sweep on W&B; its agents keep running and wait."""
+    async def set_state(self, ref: SweepRef, action: SweepAction) -> SweepChange:
+        """Pause or resume a sweep on W&B; resuming one with no agent left starts agents."""
         path = self.resolve(ref)
-        entity, project, sweep_id = split_path(path)
-        await self._wandb.set_sweep_state(entity, project, sweep_id, action)
-        if self._store.sweeps.get(path) is not None:
+        record = self._store.sweeps.get(path)
+        if action == "resume" and record is not None and not self.agents.live(path):
+            return await self._restart(record)
+        await self._wandb.set_sweep_state(*split_path(path), action)
+        if record is not None:
             self.request_refresh(path)
-        return path
+        return SweepChange(path, action)
+
+    async def _restart(self, record: SweepRecord) -> SweepChange:
+        """Resume a sweep nothing runs any more: W&B back to RUNNING, agents for runs left.
+
+        A user who presses Resume expects the sweep to go on; setting W&B to RUNNING with
+        no agent would only make the sweep look alive.
+        """
+        path, sweep_id = record.path, split_path(record.path)[2]
+        definition = self._lab.sweeps.get(record.name)
+        if definition is None:
+            raise SweepError(f'Sweep "{record.name}" is no longer in the lab file.')
+        snapshot, progress = await read_progress(self._wandb, path)
+        if snapshot.state.upper() == "CANCELED":
+            raise SweepError(f"Sweep {sweep_id} was cancelled; start a new one instead.")
+        left = record.count - progress.done
+        if left <= 0:
+            raise SweepError(f"Sweep {sweep_id} already ran all its {record.count} runs.")
+        await self._wandb.set_sweep_state(*split_path(path), "resume")
+        self.agents.rearm(path)
+        self._store.sweeps.update(path, finished_at=None, breaker_tripped=0, failures=())
+        views = await self._launch(
+            definition, path, count=left, agents=record.agents, gpus=parse_gpus(record.gpus)
+        )
+        self.request_refresh(path)
+        return SweepChange(path, "resume", agents_started=len(views), runs_left=left)
 
     def live_agents(self, path: str) -> int:
         """Return how many agents of a sweep are still running."""
@@ -288,7 +319,17 @@ class SweepService:
             state = snapshot.state
         except WandbError as exc:
             log.warning("status of %s: %s", record.path, exc)
+        phase = None
+        if progress is not None:
+            phase = sweep_phase(
+                wandb_state=state,
+                live_agents=sum(1 for a in agents if a.alive),
+                done=progress.done,
+                count=record.count,
+                breaker_tripped=record.breaker_tripped,
+            )
         return SweepView(
+            phase=phase,
             path=record.path,
             name=record.name,
             count=record.count,
