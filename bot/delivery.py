@@ -253,7 +253,7 @@ class Delivery:
             self._expire(row)
             return False
         try:
-            message = await self._deliver(row, now)
+            message = await deliver_row(self._bot, self._store, row, now, self._send_timeout)
         except RetryAfter as exc:
             self._rate_limited(row, exc, self._clock())
         except ChatMigrated as exc:
@@ -338,48 +338,6 @@ class Delivery:
         )
         self._store.outbox.dead_letter(row.id, "expired: Telegram unreachable too long")
 
-    async def _deliver(self, row: OutboxRow, now: datetime) -> Message | None:
-        markup = keyboard(self._store, row.buttons, now, chat_id=row.chat_id)
-        timeout = self._send_timeout
-        if row.photo is None:
-            return await self._bot.send_message(
-                row.chat_id,
-                row.text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                disable_web_page_preview=True,
-                read_timeout=timeout,
-                reply_parameters=self._reply(row),
-            )
-        caption = row.text if 0 < utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
-        if row.text and caption is None:
-            await self._bot.send_message(
-                row.chat_id,
-                row.text,
-                parse_mode=ParseMode.HTML,
-                disable_web_page_preview=True,
-                read_timeout=timeout,
-            )
-            # The text is out; should the photo fail now, a retry sends only the photo.
-            self._store.outbox.clear_text(row.id)
-        return await self._bot.send_photo(
-            row.chat_id,
-            row.photo,
-            caption=caption,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            read_timeout=timeout,
-            write_timeout=timeout,
-        )
-
-    def _reply(self, row: OutboxRow) -> ReplyParameters | None:
-        """Answer the earlier message a row names (an alert's thread), if it was sent."""
-        message_id = self._store.outbox.message_id(row.reply_to) if row.reply_to else None
-        if message_id is None:
-            return None
-        # A deleted original must not keep the answer from going out.
-        return ReplyParameters(message_id, allow_sending_without_reply=True)
-
     def _pause(self, chat_id: int, reason: str, now: datetime) -> None:
         if not self._store.chats.pause(chat_id, reason):
             return
@@ -398,3 +356,49 @@ class Delivery:
             ],
             now,
         )
+
+
+async def deliver_row(
+    bot: Bot, store: Store, row: OutboxRow, now: datetime, read_timeout: float
+) -> Message | None:
+    """Send one outbox row: text, or photo with caption (long text first, then the photo)."""
+    markup = keyboard(store, row.buttons, now, chat_id=row.chat_id)
+    if row.photo is None:
+        return await bot.send_message(
+            row.chat_id,
+            row.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            disable_web_page_preview=True,
+            read_timeout=read_timeout,
+            reply_parameters=_reply(store, row),
+        )
+    caption = row.text if 0 < utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
+    if row.text and caption is None:
+        await bot.send_message(
+            row.chat_id,
+            row.text,
+            parse_mode=ParseMode.HTML,
+            disable_web_page_preview=True,
+            read_timeout=read_timeout,
+        )
+        # The text is out; should the photo fail now, a retry sends only the photo.
+        store.outbox.clear_text(row.id)
+    return await bot.send_photo(
+        row.chat_id,
+        row.photo,
+        caption=caption,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        read_timeout=read_timeout,
+        write_timeout=read_timeout,
+    )
+
+
+def _reply(store: Store, row: OutboxRow) -> ReplyParameters | None:
+    """Answer the earlier message a row names (an alert's thread), if it was sent."""
+    message_id = store.outbox.message_id(row.reply_to) if row.reply_to else None
+    if message_id is None:
+        return None
+    # A deleted original must not keep the answer from going out.
+    return ReplyParameters(message_id, allow_sending_without_reply=True)
