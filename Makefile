@@ -1,13 +1,29 @@
-# `make run` starts the bot, `make test` runs ruff + mypy + pytest; both build .venv first.
-PYTHON ?= python3.11
-VENV := .venv
+# `make run` starts the bot, `make test` runs ruff + mypy + pytest; both build the venv first.
+# The venv uses the newest supported Python found (on PATH, else installed by pyenv);
+# `make test PY=3.11` picks a version, `PYTHON=/path/to/python` an interpreter.
+SUPPORTED_PYTHONS := 3.13 3.12 3.11
+# CI runs the whole suite on each of these, one venv each (.venv-3.13, .venv-3.11).
+CI_PYTHONS ?= 3.13 3.11
+
+# Print the path of a working pythonX.Y: pyenv's shims exist for versions that are not
+# active and fail when run, so each candidate is run once before it is chosen.
+python_for = $(shell for p in python$(1) $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(1)*/bin/python$(1); \
+	do "$$p" -c '' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+
+ifdef PY
+PYTHON ?= $(call python_for,$(PY))
+else
+PYTHON ?= $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(call python_for,$(v))))
+endif
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest venv bench clean
+.PHONY: run test lint typecheck pytest venv ci bench clean
 
 $(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "no Python $(or $(PY),3.11-3.13) found: set PYTHON=/path/to/python3.x" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -30,8 +46,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
+# Lint and types once, on the first CI Python; the tests on every one of them.
+ci:
+	$(MAKE) test PY=$(firstword $(CI_PYTHONS)) VENV=.venv-$(firstword $(CI_PYTHONS))
+	$(foreach v,$(wordlist 2,9,$(CI_PYTHONS)),$(MAKE) pytest PY=$(v) VENV=.venv-$(v) &&) true
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .venv-3.* .mypy_cache .ruff_cache .pytest_cache
