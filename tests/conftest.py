@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 # The bot's own wandb.Api (wandb-core) must never read or write the developer's ~/.config,
 # ~/.netrc or ./wandb, nor reach the internet.
@@ -27,3 +31,21 @@ os.environ.update(
 )
 for _key in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_MODE"):
     os.environ.pop(_key, None)
+
+
+@pytest.fixture(autouse=True)
+def _close_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every store a test opened: Python 3.13 reports a connection left to the GC."""
+    from bot.store import Store
+
+    opened: list[Store] = []
+    original = Store.__init__
+
+    def init(self: Store, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(Store, "__init__", init)
+    yield
+    for store in opened:
+        store.close()
