@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -22,6 +23,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from bot import metrics
 from bot.alerts import AlertService
 from bot.callbacks import button_router
 from bot.console import FailureExplainer
@@ -31,7 +33,7 @@ from bot.domain.control import render_stop_confirmed
 from bot.domain.events import StallPolicy
 from bot.domain.format import STATE_MARKERS
 from bot.domain.notify import subscribed_projects
-from bot.health import HealthServer
+from bot.health import HealthServer, WandbHook, poll_on_hook
 from bot.insight import InsightService
 from bot.monitor import Monitor, PollScheduler
 from bot.services import BotData, CustomContext, LabScope, Services, StatusService
@@ -61,6 +63,9 @@ CHECK_START_S = 20.0
 TELEGRAM_BACKOFF_S = 60.0
 
 BotApplication = Application[Any, CustomContext, dict[Any, Any], dict[Any, Any], BotData, Any]
+
+# The updates the bot handles; Telegram need not send any other kind.
+ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 def utcnow() -> datetime:
@@ -157,6 +162,13 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             clock,
             host=settings.http_host,
             port=settings.http_port,
+            delivery_stats=lambda: delivery.stats,
+            hook=WandbHook(
+                settings.wandb_hook_secret,
+                poll_on_hook(monitor, polls, application.job_queue),
+            )
+            if settings.wandb_hook_secret is not None
+            else None,
         )
     monitor.add_hook(sweeps.on_events)
     monitor.set_confirmation_renderer(render_stop_confirmed)
@@ -210,7 +222,9 @@ def register_handlers(application: BotApplication) -> None:
     # Group -1 runs before every handler: a refusal there stops the update (rules-bot's way).
     application.add_handler(TypeHandler(Update, Gate(COMMANDS, BUTTONS)), group=-1)
     for spec in COMMANDS:
-        application.add_handler(CommandHandler(spec.name, spec.callback))
+        application.add_handler(
+            CommandHandler(spec.name, metrics.timed_command(spec.name, spec.callback))
+        )
     # No pattern: a press whose data is not ours is answered too, never left spinning.
     application.add_handler(CallbackQueryHandler(button_router(BUTTONS)))
     application.add_error_handler(report_error)
@@ -275,17 +289,21 @@ def run(settings: Settings, lab: LabConfig) -> None:
     """Run the bot until it is stopped by a signal."""
     application = build(settings, lab)
     log.info(
-        "starting: %d chats, %d admins, polling every %gs",
+        "starting: %d chats, %d admins, polling W&B every %gs, Telegram by %s",
         len(lab.chats),
         len(lab.admins),
         settings.poll_interval,
+        "webhook" if settings.telegram_webhook_url else "long polling",
     )
     # Commands and delivery start only once Telegram answers; until then, wait quietly.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(wait_for_telegram(application.bot))
     # Should Telegram drop again before polling starts, PTB retries rather than dying.
-    application.run_polling(allowed_updates=["message", "callback_query"], bootstrap_retries=-1)
+    if settings.telegram_webhook_url:
+        application.run_webhook(**webhook_options(settings), bootstrap_retries=-1)
+    else:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
 
 
 async def wait_for_telegram(
@@ -312,6 +330,26 @@ async def wait_for_telegram(
         if failed:
             log.info("Telegram answers after %d failed attempts; starting", failed)
         return
+
+
+def webhook_options(settings: Settings) -> dict[str, Any]:
+    """Return the arguments of PTB's webhook server for webhook mode.
+
+    PTB listens on the configured address at the public URL's path (a reverse proxy in
+    front terminates HTTPS and forwards that path), registers the URL with setWebhook and
+    drops updates that lack the secret token.
+    """
+    url = settings.telegram_webhook_url
+    assert url is not None and settings.telegram_webhook_secret is not None
+    host, port = settings.webhook_listen
+    return {
+        "listen": host,
+        "port": port,
+        "url_path": urlsplit(url).path.lstrip("/"),
+        "webhook_url": url,
+        "secret_token": settings.telegram_webhook_secret.get_secret_value(),
+        "allowed_updates": ALLOWED_UPDATES,
+    }
 
 
 async def check(settings: Settings, lab: LabConfig) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot import metrics
 from bot.callbacks import to_outbox
 from bot.domain.events import RunEvent, RunMemory, StallPolicy, diff_runs
 from bot.domain.notify import notifications_for
@@ -425,6 +427,7 @@ class PollScheduler:
     async def _job(self, context: Any) -> None:
         entity, project = key = context.job.data
         self._polling.add(key)
+        started = time.monotonic()
         try:
             outcome = await self._monitor.poll(entity, project)
         except Exception:
@@ -432,6 +435,7 @@ class PollScheduler:
             outcome = PollOutcome(entity, project, False, (), 0, self._monitor.backoff(1), "crash")
         finally:
             self._polling.discard(key)
+        metrics.record_poll(f"{entity}/{project}", outcome.ok, time.monotonic() - started)
         self.last_outcome[key] = outcome
         if outcome.enqueued:
             self._on_enqueued()

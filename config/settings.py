@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -55,11 +58,59 @@ class Settings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", alias="WTB_HTTP_HOST")
     http_port: int | None = Field(default=None, ge=0, le=65535, alias="WTB_HTTP_PORT")
+    # Webhook mode: Telegram POSTs updates to this public URL instead of being long-polled;
+    # PTB's own server listens on `telegram_webhook_listen` behind the lab's HTTPS proxy.
+    telegram_webhook_url: str | None = Field(default=None, alias="WTB_TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, alias="WTB_TELEGRAM_WEBHOOK_SECRET"
+    )
+    telegram_webhook_listen: str = Field(
+        default="127.0.0.1:8443", alias="WTB_TELEGRAM_WEBHOOK_LISTEN"
+    )
+    # The bearer token W&B automations send to POST /hooks/wandb; unset, the route is off.
+    wandb_hook_secret: SecretStr | None = Field(default=None, alias="WTB_WANDB_HOOK_SECRET")
 
-    @field_validator("telegram_api_url", "wandb_base_url", "wandb_ui_url", "telegram_file_url")
+    @field_validator(
+        "telegram_api_url",
+        "wandb_base_url",
+        "wandb_ui_url",
+        "telegram_file_url",
+        "telegram_webhook_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram accepts 1-256 of these characters and refuses setWebhook otherwise.
+        if value is not None and not _TELEGRAM_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("use 1-256 characters A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("telegram_webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 0.0.0.0:8443")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        # Without the secret anyone who finds the URL could post updates as any user.
+        if self.telegram_webhook_url and self.telegram_webhook_secret is None:
+            raise ValueError(
+                "WTB_TELEGRAM_WEBHOOK_SECRET must be set when WTB_TELEGRAM_WEBHOOK_URL is"
+            )
+        return self
+
+    @property
+    def webhook_listen(self) -> tuple[str, int]:
+        """Return the host and port PTB's webhook server listens on."""
+        host, _, port = self.telegram_webhook_listen.rpartition(":")
+        return host, int(port)
 
     @property
     def file_url(self) -> str:

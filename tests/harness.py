@@ -176,12 +176,15 @@ class Harness:
         await application.initialize()
         await bot_app.start_services(application)
         assert application.updater is not None
-        await application.updater.start_polling(
-            poll_interval=0.0,
-            timeout=1,
-            allowed_updates=["message", "callback_query"],
-            error_callback=polling_error,
-        )
+        if settings.telegram_webhook_url:
+            await application.updater.start_webhook(**bot_app.webhook_options(settings))
+        else:
+            await application.updater.start_polling(
+                poll_interval=0.0,
+                timeout=1,
+                allowed_updates=bot_app.ALLOWED_UPDATES,
+                error_callback=polling_error,
+            )
         await application.start()
         self.application = application
 

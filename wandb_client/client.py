@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import itertools
@@ -10,7 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -79,6 +80,8 @@ class ClientHealth:
     consecutive_failures: int
     sdk_calls: int
     subprocess_calls: int
+    # Failed calls so far by error class name (WandbUnavailableError, ...), for metrics.
+    errors: Mapping[str, int] = field(default_factory=dict)
 
 
 def _take(iterator: Iterator[T], n: int) -> list[T]:
@@ -172,6 +175,7 @@ class WandbClient:
         self._consecutive_failures = 0
         self._sdk_calls = 0
         self._subprocess_calls = 0
+        self._errors: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
         return f"WandbClient(base_url={self._base_url!r}, entity={self._default_entity!r})"
@@ -185,6 +189,7 @@ class WandbClient:
             consecutive_failures=self._consecutive_failures,
             sdk_calls=self._sdk_calls,
             subprocess_calls=self._subprocess_calls,
+            errors=dict(self._errors),
         )
 
     @property
@@ -205,6 +210,7 @@ class WandbClient:
 
     def _record_failure(self, error: WandbError) -> None:
         self._consecutive_failures += 1
+        self._errors[type(error).__name__] += 1
         self._last_error = f"{type(error).__name__}: {error}"
 
     async def _in_thread(self, fn: Callable[[], T], what: str) -> T:
