@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.domain.commands import parse_runs
+from bot.domain.origin import BRANCH_SCAN, on_branch
 from bot.domain.render import render_runs_list
 from bot.services import CustomContext
 from handlers.common import default_project
@@ -15,9 +16,11 @@ async def runs_command(update: Update, context: CustomContext) -> None:
     services = context.services
     request = parse_runs(context.arguments, services.lab, default_project=default_project(context))
     services.scope.check(request.entity, request.project)
-    runs = await services.wandb.recent_runs(
-        request.entity, request.project, request.state, request.limit
-    )
+    # A branch is not a W&B filter: look through the newest runs for those of the branch.
+    fetch = BRANCH_SCAN if request.branch else request.limit
+    runs = await services.wandb.recent_runs(request.entity, request.project, request.state, fetch)
+    if request.branch:
+        runs = [run for run in runs if on_branch(run, request.branch)][: request.limit]
     text = render_runs_list(
         request.project,
         runs,
@@ -26,5 +29,6 @@ async def runs_command(update: Update, context: CustomContext) -> None:
         settings=services.lab.project(request.project),
         entity=request.entity,
         state=request.state,
+        branch=request.branch,
     )
     await context.reply(text)

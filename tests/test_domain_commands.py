@@ -229,6 +229,8 @@ def test_parse_best_refuses(args, reason_part):
         (["other/wine", "20", "RUNNING"], None, RunsRequest("wine", "other", "running", 20)),
         ([], "wine", RunsRequest("wine", "lab", None, 10)),
         (["crashed"], "wine", RunsRequest("wine", "lab", "crashed", 10)),
+        (["wine", "branch=sweep"], None, RunsRequest("wine", "lab", None, 10, "sweep")),
+        (["branch=feat/x", "5"], "wine", RunsRequest("wine", "lab", None, 5, "feat/x")),
     ],
 )
 def test_parse_runs_accepts(args, default, expected):
@@ -244,6 +246,8 @@ def test_parse_runs_accepts(args, default, expected):
         (["wine", "sleeping"], "is neither a run state"),
         (["wine", "failed", "failed"], "is neither"),
         (["../../etc"], "is not a project"),
+        (["wine", "branch="], "Say which branch"),
+        (["wine", "branch=a", "branch=b"], "is neither"),
     ],
 )
 def test_parse_runs_refuses(args, reason_part):

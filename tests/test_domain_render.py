@@ -183,7 +183,7 @@ def test_finished_run_shows_what_decides():
         "accuracy 0.9722 · f1 0.9719",
         "max_depth=10 · n_estimators=200",
         "#baseline",
-        "main @ 3f2a1c9",
+        "branch main · commit 3f2a1c9",
     ]
     assert '<a href="https://wandb.ai/lab/wine-quality-dev/sweeps/k3x9q">k3x9q</a>' in text
     assert [[b.action for b in row] for row in buttons] == [["config", "plot"]]

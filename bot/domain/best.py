@@ -19,6 +19,7 @@ from bot.domain.format import (
     truncate,
     utf16_len,
 )
+from bot.domain.origin import render_origin
 from bot.domain.params import flatten_config, shown_params
 from bot.domain.render import Button, Buttons
 from config.lab import ProjectConfig
@@ -278,6 +279,9 @@ def render_best(
     others = _key_metrics(answer, key_metrics)
     if others:
         lines.append(esc(cap_items([f"{k} {fmt_number(v)}" for k, v in others], 160)))
+    origin = render_origin(run)
+    if origin:
+        lines.append(origin)
     buttons: Buttons = ((Button("Config", "config", run.path), Button("Plot", "plot", run.path)),)
     return "\n".join(lines), buttons
 

@@ -34,7 +34,7 @@ _GOALS: dict[str, Literal["maximize", "minimize"]] = {
 # (handlers/table.py) shows it in /help.
 RUN_TARGET = "run id|project/id|entity/project/id|run URL"
 SWEEP_TARGET = "sweep id|name|entity/project/id|sweep URL"
-RUNS_USAGE = f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}]"
+RUNS_USAGE = f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}] [branch=<name>]"
 BEST_USAGE = "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]"
 PLOT_USAGE = f"/plot <{RUN_TARGET}> [metric ...] · /plot sweep <sweep id|URL> [metric]"
 STOP_USAGE = f"/stop <{RUN_TARGET}>"
@@ -222,6 +222,8 @@ class RunsRequest:
     entity: str
     state: str | None
     limit: int
+    # Only runs whose code came from this branch (CI's tag or W&B's git data).
+    branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,10 +534,11 @@ def parse_best(args: Sequence[str], lab: LabConfig) -> BestRequest:
 def parse_runs(
     args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
 ) -> RunsRequest:
-    """Parse `/runs <project> [state] [limit]` (state and limit in any order)."""
+    """Parse `/runs <project> [state] [limit] [branch=<name>]` (in any order after the project)."""
     usage = RUNS_USAGE
     rest = list(args)
-    if rest and (rest[0].lower() in RUN_STATES or rest[0].isdigit()) and default_project:
+    first = rest[0].lower() if rest else ""
+    if rest and (first in RUN_STATES or first.isdigit() or "=" in first) and default_project:
         target = default_project
     elif rest:
         target = rest.pop(0)
@@ -547,9 +550,14 @@ def parse_runs(
     state: str | None = None
     limit = DEFAULT_RUNS_LIMIT
     seen_limit = False
+    branch: str | None = None
     for arg in rest:
         word = arg.lower()
-        if word in RUN_STATES and state is None:
+        if word.startswith("branch=") and branch is None:
+            branch = arg.split("=", 1)[1]
+            if not branch or len(branch) > 250:
+                raise UsageError("Say which branch: branch=<name>.", usage)
+        elif word in RUN_STATES and state is None:
             state = word
         elif re.fullmatch(r"\d{1,9}", arg) and not seen_limit:
             limit = _positive_int("limit", arg, MAX_RUNS_LIMIT, usage)
@@ -559,7 +567,7 @@ def parse_runs(
                 f'"{_shown(arg)}" is neither a run state ({", ".join(RUN_STATES)}) nor a limit.',
                 usage,
             )
-    return RunsRequest(project.project, project.entity, state, limit)
+    return RunsRequest(project.project, project.entity, state, limit, branch)
 
 
 def parse_plot(

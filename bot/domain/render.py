@@ -26,6 +26,7 @@ from bot.domain.format import (
     truncate,
     utf16_len,
 )
+from bot.domain.origin import is_origin_tag, render_origin
 from bot.domain.params import shown_params
 from bot.domain.sweeps import ENDED_PHASES, PHASE_WORDS, SweepPhase, progress_bar
 from bot.domain.why import FailureReason
@@ -182,20 +183,16 @@ def params_line(run: RunSnapshot, limit: int = MAX_PARAMS, first: Sequence[str] 
 
 
 def _tags_line(run: RunSnapshot) -> str:
-    if not run.tags:
+    # Branch and commit tags are shown, labelled, on the origin line instead.
+    tags = [tag for tag in run.tags if not is_origin_tag(tag)]
+    if not tags:
         return ""
-    shown = " ".join(f"#{esc(truncate(tag, KEY_LIMIT))}" for tag in run.tags[:MAX_TAGS])
-    return shown + (" …" if len(run.tags) > MAX_TAGS else "")
+    shown = " ".join(f"#{esc(truncate(tag, KEY_LIMIT))}" for tag in tags[:MAX_TAGS])
+    return shown + (" …" if len(tags) > MAX_TAGS else "")
 
 
 def _git_line(run: RunSnapshot) -> str:
-    commit = esc(run.git_commit[:7]) if run.git_commit else ""
-    branch = esc(truncate(run.git_branch, KEY_LIMIT)) if run.git_branch else ""
-    if branch and commit:
-        return f"{branch} @ <code>{commit}</code>"
-    if commit:
-        return f"<code>{commit}</code>"
-    return branch
+    return render_origin(run, KEY_LIMIT)
 
 
 def _fit(lines: Iterable[str], keep: int = 2, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
@@ -570,12 +567,15 @@ def render_runs_list(
     settings: ProjectConfig | None = None,
     entity: str | None = None,
     state: str | None = None,
+    branch: str | None = None,
 ) -> str:
     """Render a compact list of a project's runs, one line each."""
     settings = settings or ProjectConfig()
     owner = entity or (runs[0].entity if runs else "")
     title = link(project_url(ui_url, owner, project), truncate(project, NAME_LIMIT))
     which = f"{esc(state)} runs" if state else "runs"
+    if branch:
+        which += f" of branch {esc(truncate(branch, KEY_LIMIT))}"
     if not runs:
         return f"📋 no {which} in {title}"
     lines = [f"📋 {which} in {title} · {len(runs)}"]
