@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import tempfile
@@ -48,7 +49,8 @@ def polled_projects(db: Path) -> int:
     if not db.exists():
         return 0
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+        # closing(): a connection's own `with` commits but leaves it open (3.13 warns).
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM projects WHERE last_poll_at IS NOT NULL"
             ).fetchone()
