@@ -200,7 +200,8 @@ class DigestService:
         digest = await self.build(chat_id, now)
         text = render_digest(digest, self.timezone(chat_id))
         window = f"{digest.since:%Y%m%dT%H%M%S}-{now:%Y%m%dT%H%M%S}"
-        key = f"digest:{chat_id}:{window}" + ("" if record else ":now")
+        # An on-demand look is its own message even when asked twice within a second.
+        key = f"digest:{chat_id}:{window}" + ("" if record else f":now{now:%f}")
         items = [OutboxItem(chat_id, key, "digest", text)]
         if not digest.empty:
             png = await asyncio.to_thread(draw_digest, digest)

@@ -29,3 +29,11 @@ async def test_watch_keeps_another_entity_and_warns_about_unknown_projects(tmp_p
         assert muted.text is not None and "silenced here" in muted.text
         assert "W&B does not know nosuchproj" in muted.text
         assert ENTITY not in (muted.text or "")
+
+
+async def test_digest_asked_twice_at_once_answers_twice(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.say("/digest", chat_id=OTHER_LAB_CHAT)
+        h.say("/digest", chat_id=OTHER_LAB_CHAT)
+        msgs = await h.telegram.wait_for_messages(OTHER_LAB_CHAT, count=2, timeout=30)
+        assert all((m.text or "").startswith("🗓 digest") for m in msgs[:2])
