@@ -248,7 +248,7 @@ def test_render_config_empty():
 
 
 def test_render_config_large_splits_into_valid_blocks_and_keeps_everything():
-    config = {f"key_{i:04d}": HOSTILE * 5 for i in range(600)}
+    config = {f"param_{i:04d}": HOSTILE * 5 for i in range(600)}
     config["huge"] = "&" * 5000
     messages = render_config(make_run("a", config=config))
     assert len(messages) > 1
@@ -256,7 +256,7 @@ def test_render_config_large_splits_into_valid_blocks_and_keeps_everything():
         assert_telegram_html(message)
         assert message.count("<pre>") == 1
     joined = "".join(messages)
-    assert all(f"key_{i:04d} = " in joined for i in range(600))
+    assert all(f"param_{i:04d} = " in joined for i in range(600))
     assert joined.count("&amp;") >= 5000 + 600 * 5
 
 
