@@ -14,6 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.domain.best import normalize_goal
 from bot.domain.digest import ENDED_STATES, Digest, build_digest, render_digest
 from bot.domain.format import STATE_MARKERS, esc, truncate
+from bot.domain.keys import ProjectKey, SweepKey
 from bot.domain.notify import subscribed_projects
 from bot.store import OutboxItem, Store
 from config import LabConfig
@@ -107,7 +108,8 @@ class DigestService:
     def _projects(self, chat_id: int) -> list[tuple[str, str]]:
         extra = [f"{e}/{p}" for e, p in self._store.chats.subscriptions().get(chat_id, set())]
         paths = sorted(subscribed_projects(self._lab, chat_id, extra))
-        return [(p.split("/", 1)[0], p.split("/", 1)[1]) for p in paths]
+        keys = [ProjectKey.parse(p) for p in paths]
+        return [(k.entity, k.project) for k in keys]
 
     async def _project_runs(self, entity: str, project: str, since: datetime) -> list[RunSnapshot]:
         """Return the runs changed since `since`, the running ones, and the best so far."""
@@ -131,9 +133,9 @@ class DigestService:
         """Return the project's active sweeps with their done counts, and all their runs."""
         ids = {r.sweep for r in runs if r.sweep}
         for record in self._store.sweeps.all(active_only=True):
-            rec_entity, rec_project, sweep_id = record.path.split("/", 2)
-            if (rec_entity, rec_project) == (entity, project):
-                ids.add(sweep_id)
+            key = SweepKey.parse(record.path)
+            if (key.entity, key.project) == (entity, project):
+                ids.add(key.sweep_id)
         found: list[tuple[SweepSnapshot, int]] = []
         sweep_runs: list[RunSnapshot] = []
         for sweep_id in sorted(ids):

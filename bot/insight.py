@@ -19,6 +19,7 @@ from bot.domain.commands import (
     UsageError,
 )
 from bot.domain.format import truncate
+from bot.domain.keys import ProjectKey, RunKey, SweepKey
 from bot.domain.notify import subscribed_projects
 from bot.domain.params import usual_values
 from bot.domain.plots import (
@@ -84,8 +85,8 @@ def draw_scatter(title: str, metric: str, points: Sequence[Point], best: int | N
 
 def split_path(path: str) -> RunRef:
     """Split a stored `entity/project/id` button target."""
-    entity, project, run_id = path.split("/", 2)
-    return RunRef(entity, project, run_id)
+    key = RunKey.parse(path)
+    return RunRef(key.entity, key.project, key.run_id)
 
 
 class InsightService:
@@ -105,16 +106,14 @@ class InsightService:
         if chat_id is not None:
             extra = [f"{e}/{p}" for e, p in self._store.chats.subscriptions().get(chat_id, set())]
             paths += sorted(subscribed_projects(self._lab, chat_id, extra))
-        for name, settings in self._lab.projects.items():
-            paths.append(f"{settings.entity or self._lab.entity}/{name}")
+        for name in self._lab.projects:
+            paths.append(f"{self._lab.entity_of(name)}/{name}")
         for sweep in self._lab.sweeps.values():
             paths.append(f"{sweep.entity or self._lab.entity}/{sweep.project}")
         for chat in self._lab.chats:
             paths += sorted(subscribed_projects(self._lab, chat.id))
-        return [(p.split("/", 1)[0], p.split("/", 1)[1]) for p in dict.fromkeys(paths)]
-
-    def _entity_of(self, project: str) -> str:
-        return self._lab.project(project).entity or self._lab.entity
+        keys = (ProjectKey.parse(p) for p in dict.fromkeys(paths))
+        return [(k.entity, k.project) for k in keys]
 
     async def find_sweep(self, ref: SweepRef, chat_id: int | None, usage: str) -> SweepSnapshot:
         """Find a sweep by lab name, full path, project and id, or a bare id."""
@@ -122,11 +121,11 @@ class InsightService:
             started = [r for r in self._store.sweeps.all() if r.name == ref.name]
             if not started:
                 raise UsageError(f'Sweep "{ref.name}" has not been started from the chat.', usage)
-            entity, project, sweep_id = max(started, key=lambda r: r.started_at).path.split("/", 2)
-            return await self._wandb.sweep(entity, project, sweep_id)
+            key = SweepKey.parse(max(started, key=lambda r: r.started_at).path)
+            return await self._wandb.sweep(key.entity, key.project, key.sweep_id)
         sweep_id = ref.sweep_id or ""
         if ref.project is not None:
-            candidates = [(ref.entity or self._entity_of(ref.project), ref.project)]
+            candidates = [(ref.entity or self._lab.entity_of(ref.project), ref.project)]
         else:
             candidates = self._known_sweep_projects(sweep_id) + self._candidate_projects(chat_id)
         for entity, project in dict.fromkeys(candidates):
@@ -140,9 +139,9 @@ class InsightService:
     def _known_sweep_projects(self, sweep_id: str) -> list[tuple[str, str]]:
         out = []
         for record in self._store.sweeps.all():
-            entity, project, known = record.path.split("/", 2)
-            if known == sweep_id:
-                out.append((entity, project))
+            key = SweepKey.parse(record.path)
+            if key.sweep_id == sweep_id:
+                out.append((key.entity, key.project))
         return out
 
     # -- /best ------------------------------------------------------------------------------

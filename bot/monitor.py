@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from bot import metrics
 from bot.callbacks import to_outbox
 from bot.domain.events import RunEvent, RunMemory, StallPolicy, diff_runs
+from bot.domain.keys import ProjectKey, RunKey, SweepKey
 from bot.domain.notify import notifications_for
 from bot.store import OutboxItem, Store
 from config import LabConfig
@@ -128,9 +129,9 @@ class Monitor:
     def qualify(self, project: str) -> tuple[str, str]:
         """Split `entity/project` or a bare project (the lab's entity) into its parts."""
         if "/" in project:
-            entity, name = project.split("/", 1)
-            return entity, name
-        return self._lab.project(project).entity or self._lab.entity, project
+            key = ProjectKey.parse(project)
+            return key.entity, key.project
+        return self._lab.entity_of(project), project
 
     def watched(self) -> set[tuple[str, str]]:
         """Return every project the bot must poll.
@@ -142,11 +143,12 @@ class Monitor:
         projects = {self.qualify(p) for chat in self._lab.chats for p in chat.projects}
         for subs in self._store.chats.subscriptions().values():
             projects |= subs
-        paths = [s.path for s in self._store.sweeps.all(active_only=True)]
-        paths += list(self._store.callbacks.pending("await_stop"))
-        for path in paths:
-            entity, project, _ = path.split("/", 2)
-            projects.add((entity, project))
+        for sweep in self._store.sweeps.all(active_only=True):
+            key = SweepKey.parse(sweep.path)
+            projects.add((key.entity, key.project))
+        for path in self._store.callbacks.pending("await_stop"):
+            run = RunKey.parse(path)
+            projects.add((run.entity, run.project))
         return projects
 
     def _extra_subscriptions(self) -> dict[int, list[str]]:
@@ -178,7 +180,7 @@ class Monitor:
         found = True
         try:
             runs = await self._runs.changed_runs(
-                entity, project, since, also=[path.rsplit("/", 1)[1] for path in unfinished]
+                entity, project, since, also=[RunKey.parse(path).run_id for path in unfinished]
             )
         except WandbNotFoundError:
             runs, found = [], False  # no runs yet: every run it gets later is new

@@ -166,6 +166,8 @@ class SlurmConfig(_Model):
                     f"sbatch line {line!r} must be one option such as --constraint=a100"
                 )
         return value
+# Frozen, so one shared default serves every project the lab file does not name.
+_DEFAULT_PROJECT = ProjectConfig()
 
 
 class SweepDef(_Model):
@@ -273,7 +275,12 @@ class LabConfig(_Model):
 
     def project(self, name: str) -> ProjectConfig:
         """Return a project's settings, defaults when the lab file names none."""
-        return self.projects.get(name, ProjectConfig())
+        return self.projects.get(name, _DEFAULT_PROJECT)
+
+    def entity_of(self, project: str) -> str:
+        """Return the entity a bare project name lives under: its own, else the lab's."""
+        settings = self.projects.get(project)
+        return (settings.entity if settings else None) or self.entity
 
     def resolve_sweep_paths(self, base: Path) -> LabConfig:
         """Return a copy whose sweep files and workdirs are absolute, relative to `base`."""

@@ -11,6 +11,7 @@ from bot.domain.control import (
     render_stop_prompt,
     render_stop_requested,
 )
+from bot.domain.keys import RunKey
 from bot.services import CustomContext
 from bot.store import CallbackRecord
 from handlers.common import claim_answer, default_project
@@ -32,8 +33,8 @@ async def stop_command(update: Update, context: CustomContext) -> None:
 async def _ask(context: CustomContext, path: str) -> None:
     """Reply with the Yes/No confirmation, its buttons bound to the asking user."""
     services = context.services
-    entity, project, run_id = path.split("/", 2)
-    run = await services.wandb.run(entity, project, run_id)
+    key = RunKey.parse(path)
+    run = await services.wandb.run(key.entity, key.project, key.run_id)
     if run.state not in LIVE_STATES:
         await context.reply(render_not_running(path, run))
         return
@@ -51,17 +52,17 @@ async def stop_pressed(context: CustomContext, record: CallbackRecord) -> None:
 async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """Yes: ask W&B to stop the run and wait for the monitor to see it end."""
     services = context.services
-    entity, project, run_id = record.target.split("/", 2)
+    key = RunKey.parse(record.target)
     prompt = claim_answer(context, record)
     try:
-        await services.wandb.stop_run(entity, project, run_id)
+        await services.wandb.stop_run(key.entity, key.project, key.run_id)
     except WandbError:
         # The prompt stays open: the admin may press Yes again once W&B answers.
         services.store.callbacks.reopen(record.token, prompt)
         raise
     # The monitor confirms in this chat once W&B shows the run ended, then drops this.
     services.store.callbacks.put("await_stop", record.target, context.now, chat_id=context.chat_id)
-    services.polls.ensure(entity, project)
+    services.polls.ensure(key.entity, key.project)
     await context.answer("Stop requested.")
     await context.edit(render_stop_requested(record.target, None))
 

@@ -20,6 +20,7 @@ from bot.domain.control import (
     render_sweeps_status,
 )
 from bot.domain.format import esc
+from bot.domain.keys import SweepKey
 from bot.services import CustomContext
 from bot.store import CallbackRecord
 from bot.sweeps import SweepChange, SweepError
@@ -95,8 +96,8 @@ async def _start(context: CustomContext, request: SweepStart) -> None:
 
 
 def _ref(path: str) -> SweepRef:
-    entity, project, sweep_id = path.split("/", 2)
-    return SweepRef(sweep_id=sweep_id, project=project, entity=entity)
+    key = SweepKey.parse(path)
+    return SweepRef(sweep_id=key.sweep_id, project=key.project, entity=key.entity)
 
 
 async def _press(context: CustomContext, record: CallbackRecord, action: SweepAction) -> None:

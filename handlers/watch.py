@@ -9,6 +9,7 @@ from telegram import Update
 from bot.domain.commands import ProjectRef, parse_project_arg, parse_silence
 from bot.domain.format import esc, fmt_duration
 from bot.domain.notify import subscribed_projects
+from bot.domain.keys import ProjectKey
 from bot.services import CustomContext
 from handlers.common import lab_chat_id
 from wandb_client.errors import WandbError, WandbNotFoundError
@@ -87,10 +88,10 @@ async def subscriptions_command(update: Update, context: CustomContext) -> None:
     silences = services.store.silences.active(now)
     lines = [f"👀 This chat hears about ({esc(events)}):"]
     for path in projects:
-        entity, project = path.split("/", 1)
-        until = silences.get((context.chat_id, entity, project))
+        key = ProjectKey.parse(path)
+        until = silences.get((context.chat_id, key.entity, key.project))
         muted = f" · 🔕 for {fmt_duration((until - now).total_seconds())}" if until else ""
-        shown = project if entity == services.lab.entity else path
+        shown = key.project if key.entity == services.lab.entity else path
         lines.append(f"• {esc(shown)}{muted}")
     await context.reply("\n".join(lines))
 

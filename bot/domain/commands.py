@@ -382,7 +382,7 @@ def _project_ref(text: str, lab: LabConfig, usage: str) -> ProjectRef:
         )
     else:
         project = text
-        entity = lab.project(text).entity or lab.entity
+        entity = lab.entity_of(text)
     return ProjectRef(_name(entity, "entity", usage), _name(project, "project", usage))
 
 
@@ -483,7 +483,7 @@ def _parse_sweep_start(
     gpus = _gpus(options["gpus"], usage) if "gpus" in options else ()
     project = _name(options["project"], "project", usage) if "project" in options else sweep.project
     sweep_id = _sweep_id(options["sweep"], usage) if "sweep" in options else None
-    entity = sweep.entity or lab.project(project).entity or lab.entity
+    entity = sweep.entity or lab.entity_of(project)
     return SweepStart(name, count, agents, gpus, project, entity, sweep_id)
 
 

@@ -40,7 +40,7 @@ def _qualify(item: str, lab: LabConfig) -> str:
     """Return `entity/project` for a subscription written as `project` or `entity/project`."""
     if "/" in item:
         return item
-    return f"{lab.project(item).entity or lab.entity}/{item}"
+    return f"{lab.entity_of(item)}/{item}"
 
 
 def subscribed_projects(lab: LabConfig, chat_id: int, extra: Iterable[str] = ()) -> frozenset[str]:

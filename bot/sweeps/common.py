@@ -9,6 +9,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from bot.domain.control import SweepProgress, summarise_runs
+from bot.domain.keys import SweepKey
 from wandb_client.models import RunSnapshot, SweepSnapshot
 from wandb_client.sweep_control import SweepAction
 
@@ -54,8 +55,8 @@ class SweepSource(Protocol):
 
 def split_path(path: str) -> tuple[str, str, str]:
     """Split `entity/project/id`."""
-    entity, project, sweep_id = path.split("/", 2)
-    return entity, project, sweep_id
+    key = SweepKey.parse(path)
+    return key.entity, key.project, key.sweep_id
 
 
 def gpus_text(gpus: Sequence[int]) -> str:

@@ -223,7 +223,7 @@ class SweepService:
         if ref.path is not None:
             return ref.path
         if ref.project is not None and ref.sweep_id is not None:
-            entity = self._lab.project(ref.project).entity or self._lab.entity
+            entity = self._lab.entity_of(ref.project)
             return f"{entity}/{ref.project}/{ref.sweep_id}"
         raise SweepError(
             f'I did not start sweep "{ref.sweep_id}"; name it as entity/project/{ref.sweep_id}.'
