@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain.events import StallPolicy
+from bot.domain.keys import ProjectKey
 from bot.monitor import Monitor
+from bot.polling import Cadence, ProjectCoordinator
 from bot.store import Store
 from config import parse_lab
 from tests.servers.wandb.app import ServerThread, WandbServer
@@ -79,12 +81,11 @@ async def ours(thread: ServerThread, names: list[str]) -> float:
         lab,
         clock,
         ui_url=thread.base_url,
-        poll_interval=INTERVAL,
-        idle_poll_interval=IDLE_INTERVAL,
-        max_backoff=600,
         overlap=120,
         stall_policy=StallPolicy(floor=3600, factor=10),
     )
+    cadence = Cadence(INTERVAL, IDLE_INTERVAL, 600)
+    coordinators = {name: ProjectCoordinator(ProjectKey(ENTITY, name), 0.0) for name in names}
     start = clock.now
     # The bot staggers its first polls by half a second a project.
     queue = [(start + timedelta(seconds=i * 0.5), name) for i, name in enumerate(names)]
@@ -96,7 +97,8 @@ async def ours(thread: ServerThread, names: list[str]) -> float:
         due, name = heapq.heappop(queue)
         clock.now = due
         outcome = await monitor.poll(ENTITY, name)
-        heapq.heappush(queue, (due + timedelta(seconds=outcome.next_delay), name))
+        coordinators[name].record(outcome, 0.0, 0.0, cadence)
+        heapq.heappush(queue, (due + timedelta(seconds=coordinators[name].due), name))
     total = sum(thread.server.request_counts().values())
     await client.close()
     return total / MINUTES

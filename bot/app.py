@@ -29,13 +29,13 @@ from bot.callbacks import button_router
 from bot.console import FailureExplainer
 from bot.delivery import Delivery
 from bot.digests import DigestService
-from bot.domain.control import render_stop_confirmed
 from bot.domain.events import StallPolicy
 from bot.domain.format import STATE_MARKERS
 from bot.domain.notify import subscribed_projects
 from bot.health import HealthServer, WandbHook, poll_on_hook
 from bot.insight import InsightService
-from bot.monitor import Monitor, PollScheduler
+from bot.monitor import Monitor
+from bot.polling import Cadence, PollScheduler
 from bot.services import BotData, CustomContext, LabScope, Services, StatusService
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
@@ -124,14 +124,12 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         lab,
         clock,
         ui_url=settings.ui_url,
-        poll_interval=settings.poll_interval,
-        idle_poll_interval=settings.idle_poll_interval,
-        max_backoff=settings.max_backoff,
         overlap=settings.watermark_overlap,
         stall_policy=StallPolicy(floor=settings.stall_floor, factor=settings.stall_factor),
     )
     assert application.job_queue is not None, "python-telegram-bot[job-queue] is required"
-    polls = PollScheduler(monitor, application.job_queue, on_enqueued=delivery.wake)
+    cadence = Cadence(settings.poll_interval, settings.idle_poll_interval, settings.max_backoff)
+    polls = PollScheduler(monitor, application.job_queue, cadence, on_enqueued=delivery.wake)
     alerts = AlertService(
         store, wandb, lab, clock, interval=settings.poll_interval, on_enqueued=delivery.wake
     )
@@ -165,13 +163,12 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             delivery_stats=lambda: delivery.stats,
             hook=WandbHook(
                 settings.wandb_hook_secret,
-                poll_on_hook(monitor, polls, application.job_queue),
+                poll_on_hook(monitor, polls),
             )
             if settings.wandb_hook_secret is not None
             else None,
         )
     monitor.add_hook(sweeps.on_events)
-    monitor.set_confirmation_renderer(render_stop_confirmed)
     monitor.set_explainer(FailureExplainer(wandb.console_tail))
     application.bot_data.bind(
         Services(

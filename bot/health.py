@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from bot import metrics
 from bot.delivery import DeliveryStats
 from bot.domain.hooks import HookPayloadError, HookRequest, parse_hook
-from bot.monitor import Monitor, PollScheduler
+from bot.monitor import Monitor
+from bot.polling import PollScheduler
 from bot.store import Store
 from wandb_client.client import ClientHealth
 
@@ -193,9 +194,7 @@ class HealthServer:
             self._runner = None
 
 
-def poll_on_hook(
-    monitor: Monitor, polls: PollScheduler, jobs: Any
-) -> Callable[[HookRequest], bool]:
+def poll_on_hook(monitor: Monitor, polls: PollScheduler) -> Callable[[HookRequest], bool]:
     """Return what a hook calls: poll the named project now if the bot watches it."""
 
     def poll_now(hook: HookRequest) -> bool:
@@ -203,10 +202,8 @@ def poll_on_hook(
         key = (entity, hook.project)
         if key not in monitor.watched():
             return False
-        # The project's next poll moves to now; a poll under way keeps its own schedule.
-        for job in jobs.get_jobs_by_name(polls.job_name(*key)):
-            job.schedule_removal()
-        polls.ensure(*key)
+        # A burst of hooks for one project makes one poll (the scheduler coalesces them).
+        polls.request_refresh(*key)
         return True
 
     return poll_now

@@ -21,7 +21,8 @@ from bot.domain.commands import RefusedError
 from bot.domain.render import Buttons, ProjectHealth, render_status
 from bot.health import HealthServer
 from bot.insight import InsightService
-from bot.monitor import Monitor, PollScheduler
+from bot.monitor import Monitor
+from bot.polling import PollScheduler
 from bot.store import Store
 from bot.sweeps import SweepService
 from config import LabConfig, Settings
@@ -54,7 +55,7 @@ class StatusService:
         projects = []
         for entity, project in sorted(self._monitor.watched()):
             state = states.get((entity, project))
-            outcome = self._polls.last_outcome.get((entity, project))
+            outcome = self._polls.last_outcome(entity, project)
             ok = outcome is not None and outcome.ok
             projects.append(
                 ProjectHealth(

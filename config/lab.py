@@ -166,6 +166,8 @@ class SlurmConfig(_Model):
                     f"sbatch line {line!r} must be one option such as --constraint=a100"
                 )
         return value
+
+
 # Frozen, so one shared default serves every project the lab file does not name.
 _DEFAULT_PROJECT = ProjectConfig()
 

@@ -8,8 +8,8 @@ from telegram import Update
 
 from bot.domain.commands import ProjectRef, parse_project_arg, parse_silence
 from bot.domain.format import esc, fmt_duration
-from bot.domain.notify import subscribed_projects
 from bot.domain.keys import ProjectKey
+from bot.domain.notify import subscribed_projects
 from bot.services import CustomContext
 from handlers.common import lab_chat_id
 from wandb_client.errors import WandbError, WandbNotFoundError

@@ -7,6 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.polling import POLL_JOB
 from tests.harness import (
     ADMIN,
     ENTITY,
@@ -137,11 +138,12 @@ async def test_a_project_being_polled_is_not_given_a_second_poll_loop(tmp_path: 
         polls = h.application.bot_data.services.polls
         h.wb.inject_fault("Runs", "delay", count=1, delay=1.5)
         key = (ENTITY, PROJECT)
-        await h.wait_until(lambda: key in polls._polling, timeout=20, what="a slow poll under way")
+        await h.wait_until(lambda: polls.polling(*key), timeout=20, what="a slow poll under way")
         # /watch, /stop or /sweep start asking for the project while its poll runs:
         assert polls.ensure(*key) is False
-        await h.wait_until(lambda: key not in polls._polling, timeout=20, what="the poll done")
-        assert len(h.application.job_queue.get_jobs_by_name(polls.job_name(*key))) == 1  # type: ignore[union-attr]
+        await h.wait_until(lambda: not polls.polling(*key), timeout=20, what="the poll done")
+        assert h.application.job_queue is not None
+        assert [j.name for j in h.application.job_queue.jobs() if j.name == POLL_JOB] == [POLL_JOB]
 
 
 async def test_a_group_that_became_a_supergroup_keeps_its_lab_settings(tmp_path: Path) -> None:

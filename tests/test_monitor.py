@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.domain.events import StallPolicy
+from bot.domain.keys import ProjectKey
 from bot.monitor import Monitor
+from bot.polling import Cadence, ProjectCoordinator
 from bot.store import Store
 from config import parse_lab
 from tests.servers.wandb.app import ServerThread, WandbServer
@@ -19,6 +21,7 @@ from tests.servers.wandb.sdk import API_KEY
 from wandb_client.client import WandbClient
 
 ENTITY, PROJECT, CHAT = "lab", "wine-quality-dev", -100
+CADENCE = Cadence(interval=30, idle_interval=300, max_backoff=600)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +48,6 @@ def make_monitor(
         lab,
         now,
         ui_url=server.base_url,
-        poll_interval=30,
-        idle_poll_interval=300,
-        max_backoff=600,
         overlap=5,
         stall_policy=StallPolicy(floor=600, factor=10),
     )
@@ -63,17 +63,21 @@ async def test_idle_project_slows_down_and_a_running_run_speeds_it_up(
     )
     monitor, store, client = make_monitor(server, tmp_path)
     try:
+        coordinator = ProjectCoordinator(ProjectKey(ENTITY, PROJECT), 0.0)
         first = await monitor.poll(ENTITY, PROJECT)
-        assert first.ok and first.next_delay == 300 and first.events == ()
+        coordinator.record(first, 0.0, 0.0, CADENCE)
+        assert first.ok and coordinator.due == 300 and first.events == ()
         server.server.seed(
             {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "new1", "state": "running"}]}
         )
         second = await monitor.poll(ENTITY, PROJECT)
-        assert second.next_delay == 30
+        coordinator.record(second, 0.0, 0.0, CADENCE)
+        assert coordinator.due == 30
         server.server.set_run_state(ENTITY, PROJECT, "new1", "finished")
         third = await monitor.poll(ENTITY, PROJECT)
+        coordinator.record(third, 0.0, 0.0, CADENCE)
         assert [e.kind for e in third.events] == ["finished"] and third.enqueued == 1
-        assert third.next_delay == 300
+        assert coordinator.due == 300
         assert [r.chat_id for r in store.outbox.due(now())] == [CHAT]
     finally:
         await client.close()
@@ -114,10 +118,12 @@ async def test_w_and_b_outage_backs_off_exponentially_without_multiplying_reques
         server.server.reset_requests()
         server.server.inject_fault("Runs", "429", count=1000, reset=30)
         delays = []
+        coordinator = ProjectCoordinator(ProjectKey(ENTITY, PROJECT), 0.0)
         for _ in range(3):
             outcome = await monitor.poll(ENTITY, PROJECT)
             assert not outcome.ok and outcome.error
-            delays.append(outcome.next_delay)
+            coordinator.record(outcome, 0.0, 0.0, CADENCE)
+            delays.append(coordinator.due)
         assert delays == [60, 120, 240]
         assert store.runs.project_state(ENTITY, PROJECT).failures == 3
         runs_requests = server.server.request_counts().get("Runs", 0)
@@ -136,10 +142,8 @@ async def test_w_and_b_outage_backs_off_exponentially_without_multiplying_reques
         await client.close()
 
 
-def test_backoff_is_capped(tmp_path: Path) -> None:
-    with ServerThread() as thread:
-        monitor, _, _ = make_monitor(thread, tmp_path)
-        assert [monitor.backoff(n) for n in (1, 2, 3, 4, 5, 10)] == [60, 120, 240, 480, 600, 600]
+def test_backoff_is_capped() -> None:
+    assert [CADENCE.backoff(n) for n in (1, 2, 3, 4, 5, 10)] == [60, 120, 240, 480, 600, 600]
 
 
 async def test_a_failed_poll_write_keeps_the_stop_request_and_confirms_it_next_poll(
@@ -150,7 +154,6 @@ async def test_a_failed_poll_write_keeps_the_stop_request_and_confirms_it_next_p
         {"runs": [{"entity": ENTITY, "project": PROJECT, "name": "x", "state": "running"}]}
     )
     monitor, store, client = make_monitor(server, tmp_path)
-    monitor.set_confirmation_renderer(lambda event: f"stopped {event.run.id}")
     path = f"{ENTITY}/{PROJECT}/x"
     try:
         assert (await monitor.poll(ENTITY, PROJECT)).ok

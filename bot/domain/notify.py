@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
@@ -64,6 +64,7 @@ def _subscriptions(
     extra: Mapping[int, Iterable[str]],
     paused: frozenset[int],
     tz: tzinfo | None,
+    muted: Collection[tuple[int, str]],
 ) -> list[_Subscription]:
     ids = [chat.id for chat in lab.chats] + [cid for cid in extra if lab.chat(cid) is None]
     out = []
@@ -73,6 +74,8 @@ def _subscriptions(
         chat = lab.chat(chat_id)
         kinds = frozenset(chat.events if chat else ALL_EVENTS)
         projects = subscribed_projects(lab, chat_id, extra.get(chat_id, ()))
+        if muted:
+            projects = frozenset(p for p in projects if (chat_id, p) not in muted)
         if projects:
             out.append(_Subscription(chat_id, projects, kinds, chat_timezone(lab, chat_id, tz)))
     return out
@@ -92,6 +95,7 @@ def notifications_for(
     tz: tzinfo | None = None,
     extra_subscriptions: Mapping[int, Iterable[str]] | None = None,
     paused_chats: Iterable[int] = (),
+    muted: Collection[tuple[int, str]] = (),
     sweep_params: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Notification]:
     """Return the messages these events make, per subscribed chat, bursts grouped.
@@ -99,11 +103,12 @@ def notifications_for(
     Events of one project and sweep that arrive together become one message (a few when
     long) once there are `burst_threshold` of them; fewer become one message each.
     `sweep_params` (sweep id → its parameter names) puts a sweep run's own parameters first.
+    `muted` holds (chat id, `entity/project`) pairs silenced for now.
     """
     batch = list(events)
     extra = {cid: tuple(items) for cid, items in (extra_subscriptions or {}).items()}
     out: list[Notification] = []
-    for sub in _subscriptions(lab, extra, frozenset(paused_chats), tz):
+    for sub in _subscriptions(lab, extra, frozenset(paused_chats), tz, muted):
         groups: dict[tuple[str, str, str | None], list[RunEvent]] = {}
         for event in batch:
             run = event.run

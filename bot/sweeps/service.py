@@ -13,7 +13,7 @@ from bot.domain.commands import SweepRef, SweepStart
 from bot.domain.control import AgentView, SweepProgress, SweepView
 from bot.domain.events import RunEvent
 from bot.domain.sweeps import join_target, sweep_phase
-from bot.monitor import PollScheduler
+from bot.polling import PollScheduler
 from bot.store import Store, SweepRecord
 from bot.sweeps.agents import LOCAL, AgentWatch, agent_view, summarise
 from bot.sweeps.breaker import CrashLoopBreaker
