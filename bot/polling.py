@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 # The name of every poll job on the job queue: jobs are found through their batch, never by
 # name, so one name serves them all.
 POLL_JOB = "poll"
+# APScheduler drops a job that starts more than a second late; a busy host would then stop
+# a batch's polls for good. A late poll is still a poll.
+_LATE_IS_FINE: dict[str, Any] = {"misfire_grace_time": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,13 @@ class JobQueueLike(Protocol):
     """The part of PTB's JobQueue the scheduler uses."""
 
     def run_once(
-        self, callback: Any, when: float, *, data: Any = ..., name: str | None = ...
+        self,
+        callback: Any,
+        when: float,
+        *,
+        data: Any = ...,
+        name: str | None = ...,
+        job_kwargs: dict[str, Any] | None = ...,
     ) -> Any: ...
 
 
@@ -201,7 +210,9 @@ class PollScheduler:
         self._cancel(batch)
         batch.fire_at = at
         delay = max(0.0, at - self._clock())
-        batch.job = self._jobs.run_once(self._job, delay, data=batch, name=POLL_JOB)
+        batch.job = self._jobs.run_once(
+            self._job, delay, data=batch, name=POLL_JOB, job_kwargs=_LATE_IS_FINE
+        )
 
     async def _job(self, context: Any) -> None:
         batch: _Batch = context.job.data

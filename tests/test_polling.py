@@ -43,7 +43,16 @@ class FakeJobQueue:
         self.clock = clock
         self.jobs: list[Job] = []
 
-    def run_once(self, callback: Any, when: float, *, data: Any = None, name: Any = None) -> Job:
+    def run_once(
+        self,
+        callback: Any,
+        when: float,
+        *,
+        data: Any = None,
+        name: Any = None,
+        job_kwargs: Any = None,
+    ) -> Job:
+        assert job_kwargs == {"misfire_grace_time": None}  # a late poll must still run
         job = Job(self, callback, self.clock.now + when, data)
         self.jobs.append(job)
         return job
