@@ -183,8 +183,10 @@ async def test_a_project_without_runs_is_one_line_not_a_lost_digest(tmp_path: Pa
         )
 
         assert h.application is not None
-        outcomes = h.application.bot_data.services.polls.last_outcome
-        await h.wait_until(lambda: (ENTITY, QUIET) in outcomes, what="prod polled")
+        polls = h.application.bot_data.services.polls
+        await h.wait_until(
+            lambda: polls.last_outcome(ENTITY, QUIET) is not None, what="prod polled"
+        )
         status = await h.reply_to("/status")
         assert "wine-quality-prod: polled " in (status.text or "")
         assert "⚠️ not found in W&B" in (status.text or "")
