@@ -128,8 +128,15 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         stall_policy=StallPolicy(floor=settings.stall_floor, factor=settings.stall_factor),
     )
     assert application.job_queue is not None, "python-telegram-bot[job-queue] is required"
-    cadence = Cadence(settings.poll_interval, settings.idle_poll_interval, settings.max_backoff)
-    polls = PollScheduler(monitor, application.job_queue, cadence, on_enqueued=delivery.wake)
+    idle = settings.idle_poll_interval or settings.poll_interval
+    cadence = Cadence(settings.poll_interval, idle, settings.max_backoff)
+    polls = PollScheduler(
+        monitor,
+        application.job_queue,
+        cadence,
+        on_enqueued=delivery.wake,
+        batch_size=settings.wandb_batch_size,
+    )
     alerts = AlertService(
         store, wandb, lab, clock, interval=settings.poll_interval, on_enqueued=delivery.wake
     )

@@ -14,6 +14,7 @@ from bot.domain.keys import ProjectKey, RunKey, SweepKey
 from bot.domain.routing import RoutingData, StopWaiter, route
 from bot.store import ProjectState, Store
 from config import LabConfig
+from wandb_client.batch import ChangedRunsQuery
 from wandb_client.errors import WandbError, WandbNotFoundError
 from wandb_client.models import RunSnapshot, SweepSnapshot
 
@@ -30,6 +31,10 @@ class RunSource(Protocol):
     async def changed_runs(
         self, entity: str, project: str, since: datetime | None, also: Sequence[str] = ()
     ) -> list[RunSnapshot]: ...
+
+    async def changed_runs_many(
+        self, queries: Sequence[ChangedRunsQuery]
+    ) -> list[list[RunSnapshot] | WandbError]: ...
 
     async def sweep(self, entity: str, project: str, sweep_id: str) -> SweepSnapshot: ...
 
@@ -154,8 +159,30 @@ class Monitor:
         return await self.apply(plan, runs)
 
     async def poll_batch(self, keys: Sequence[ProjectKey]) -> list[PollOutcome]:
-        """Poll several projects; return one outcome per project, in order."""
-        return [await self.poll(key.entity, key.project) for key in keys]
+        """Poll several projects in one request; return one outcome per project, in order.
+
+        One project keeps the plain listing; several go in one aliased GraphQL request,
+        each with its own watermark, run memory, back-off and stall logic.
+        """
+        if len(keys) == 1:
+            return [await self.poll(keys[0].entity, keys[0].project)]
+        plans = [self._plan(key) for key in keys]
+        queries = [
+            ChangedRunsQuery(p.key.entity, p.key.project, p.since, p.unfinished) for p in plans
+        ]
+        try:
+            answers = await self._runs.changed_runs_many(queries)
+        except WandbError as exc:
+            return [self.failed(plan, exc) for plan in plans]
+        outcomes = []
+        for plan, answer in zip(plans, answers, strict=True):
+            if isinstance(answer, WandbNotFoundError):
+                outcomes.append(await self.apply(plan, None))
+            elif isinstance(answer, WandbError):
+                outcomes.append(self.failed(plan, answer))
+            else:
+                outcomes.append(await self.apply(plan, answer))
+        return outcomes
 
     def _plan(self, key: ProjectKey) -> _Plan:
         """Decide what to ask W&B for this project's poll."""

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="WTB_LOG_LEVEL")
 
     poll_interval: float = Field(default=30.0, gt=0, alias="WTB_POLL_INTERVAL")
-    idle_poll_interval: float = Field(default=300.0, gt=0, alias="WTB_IDLE_POLL_INTERVAL")
+    # None: idle projects are polled as often as active ones; batching keeps that cheap.
+    idle_poll_interval: float | None = Field(default=None, gt=0, alias="WTB_IDLE_POLL_INTERVAL")
     max_backoff: float = Field(default=600.0, gt=0, alias="WTB_MAX_BACKOFF")
     watermark_overlap: float = Field(default=120.0, ge=0, alias="WTB_WATERMARK_OVERLAP")
     wandb_timeout: float = Field(default=20.0, gt=0, alias="WTB_WANDB_TIMEOUT")

@@ -101,7 +101,7 @@ def test_settings_keep_secrets_secret_and_derive_urls(tmp_path: Path) -> None:
     assert settings.file_url == "http://127.0.0.1:9/file/bot"
     assert settings.ui_url == "http://127.0.0.1:8"
     assert settings.db_path == tmp_path / "bot.sqlite3"
-    assert settings.poll_interval == 30 and settings.idle_poll_interval == 300
+    assert settings.poll_interval == 30 and settings.idle_poll_interval is None
 
 
 def test_settings_default_to_the_real_services() -> None:
