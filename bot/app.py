@@ -35,6 +35,7 @@ from bot.domain.notify import subscribed_projects
 from bot.health import HealthServer, WandbHook, poll_on_hook
 from bot.insight import InsightService
 from bot.monitor import Monitor
+from bot.outage import OutageNotifier
 from bot.polling import Cadence, PollScheduler
 from bot.services import BotData, CustomContext, LabScope, Services, StatusService
 from bot.store import Store
@@ -135,6 +136,9 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         application.job_queue,
         cadence,
         on_enqueued=delivery.wake,
+        on_round=OutageNotifier(
+            store, lab.admins, clock, after=settings.wandb_down_notice_after
+        ).observe,
         batch_size=settings.wandb_batch_size,
     )
     alerts = AlertService(

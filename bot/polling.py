@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,6 +110,7 @@ class PollScheduler:
         cadence: Cadence,
         *,
         on_enqueued: Callable[[], None],
+        on_round: Callable[[Sequence[PollOutcome]], int] | None = None,
         batch_size: int = 1,
         stagger: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
@@ -118,6 +119,7 @@ class PollScheduler:
         self._jobs = job_queue
         self.cadence = cadence
         self._on_enqueued = on_enqueued
+        self._on_round = on_round
         self._batch_size = max(1, batch_size)
         self._stagger = stagger
         self._clock = clock
@@ -235,7 +237,8 @@ class PollScheduler:
             coordinator = self._projects.get(outcome.key)
             if coordinator is not None:
                 coordinator.record(outcome, started, now, self.cadence)
-        if any(o.enqueued for o in outcomes):
+        told = self._on_round(outcomes) if self._on_round is not None else 0
+        if told or any(o.enqueued for o in outcomes):
             self._on_enqueued()
         self._reconcile(now)
         if batch in self._batches:

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     # None: idle projects are polled as often as active ones; batching keeps that cheap.
     idle_poll_interval: float | None = Field(default=None, gt=0, alias="WTB_IDLE_POLL_INTERVAL")
     max_backoff: float = Field(default=600.0, gt=0, alias="WTB_MAX_BACKOFF")
+    wandb_down_notice_after: float = Field(default=600.0, gt=0, alias="WTB_WANDB_DOWN_NOTICE_AFTER")
     watermark_overlap: float = Field(default=120.0, ge=0, alias="WTB_WATERMARK_OVERLAP")
     wandb_timeout: float = Field(default=20.0, gt=0, alias="WTB_WANDB_TIMEOUT")
     wandb_concurrency: int = Field(default=4, ge=1, le=32, alias="WTB_WANDB_CONCURRENCY")
