@@ -13,6 +13,7 @@ from bot.domain.events import (
     RunMemory,
     StallPolicy,
     diff_runs,
+    logged_progress,
     stall_threshold,
 )
 from config.lab import ALL_EVENTS, ProjectConfig
@@ -318,3 +319,33 @@ def test_a_run_first_seen_ended_is_news_only_if_it_ended_in_the_window(last_sign
     events, memory = diff_runs({}, [run], at(0), POLICY, baseline=False, news_since=at(-120))
     assert kinds(events) == expected
     assert run.path in memory
+
+
+@pytest.mark.parametrize(
+    ("summary", "progress"),
+    [
+        ({"_step": 7}, ("step", 7)),
+        # A script that logs twice an epoch: its own epoch, not W&B's count of log calls.
+        ({"_step": 0, "epoch": 1}, ("epoch", 1)),
+        ({"_step": 41, "epoch": 3, "global_step": 1200}, ("step", 1200)),
+        ({"_step": 5, "step": 9, "epoch": 2}, ("step", 9)),
+        ({"_step": 5, "epoch": float("nan")}, ("step", 5)),
+        ({"_step": 5, "epoch": True}, ("step", 5)),
+        ({"epoch": 2.0}, ("epoch", 2)),
+        ({}, None),
+    ],
+)
+def test_logged_progress_prefers_the_runs_own_counter(
+    summary: dict[str, object], progress: tuple[str, int] | None
+) -> None:
+    run = RunSnapshot(
+        entity="lab",
+        project="p",
+        id="r",
+        display_name="r",
+        state="failed",
+        url="u",
+        created_at=T0,
+        summary=summary,
+    )
+    assert logged_progress(run) == progress

@@ -442,3 +442,9 @@ def test_a_failed_runs_message_says_why():
     )
     text, _ = render_run_event(make_event("failed", why=why), PROJECT, UI, UTC)
     assert "out of memory · torch.OutOfMemoryError: CUDA out of memory" in check_html(text)
+
+
+def test_a_failed_run_says_how_far_it_got_in_its_own_counter():
+    run = make_run("failed", summary={"_step": 0, "epoch": 1})
+    text, _ = render_run_event(make_event("failed", run), PROJECT, UI, UTC)
+    assert "at epoch 1" in check_html(text).splitlines()[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from math import isfinite
 from typing import Any, Literal
 
 from bot.domain.why import FailureReason
@@ -22,6 +23,24 @@ TERMINAL_KINDS: Mapping[str, EventKind] = {
 }
 
 StallCause = Literal["step", "heartbeat"]
+
+# What a training script logs its own progress under, first found wins; W&B's `_step`
+# only counts `log` calls, which a script that logs twice an epoch makes twice as large.
+PROGRESS_KEYS: tuple[tuple[str, str], ...] = (
+    ("step", "step"),
+    ("global_step", "step"),
+    ("trainer/global_step", "step"),
+    ("epoch", "epoch"),
+)
+
+
+def logged_progress(run: RunSnapshot) -> tuple[str, int] | None:
+    """Return how far the run got in its own words (`step N`, `epoch N`), else W&B's step."""
+    for key, label in PROGRESS_KEYS:
+        value = run.summary.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and isfinite(value):
+            return label, int(value)
+    return ("step", run.step) if run.step is not None else None
 
 
 def _iso(moment: datetime | None) -> str | None:

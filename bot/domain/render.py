@@ -11,7 +11,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
-from bot.domain.events import TERMINAL_KINDS, RunEvent
+from bot.domain.events import TERMINAL_KINDS, RunEvent, logged_progress
 from bot.domain.format import (
     STATE_MARKERS,
     TELEGRAM_TEXT_LIMIT,
@@ -216,7 +216,8 @@ def _exit_code(run: RunSnapshot) -> Any:
 
 
 def _step_text(run: RunSnapshot) -> str:
-    return f"step {run.step}" if run.step is not None else "no step logged"
+    progress = logged_progress(run)
+    return f"{progress[0]} {progress[1]}" if progress is not None else "no step logged"
 
 
 def _header(kind: str, run: RunSnapshot, note: str = "") -> str:
