@@ -13,6 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.domain.best import normalize_goal
 from bot.domain.digest import ENDED_STATES, Digest, build_digest, render_digest
+from bot.domain.events import RunMemory
 from bot.domain.format import STATE_MARKERS, esc, truncate
 from bot.domain.keys import ProjectKey, SweepKey
 from bot.domain.notify import subscribed_projects
@@ -157,6 +158,7 @@ class DigestService:
         projects: dict[str, list[RunSnapshot]] = {}
         sweeps: list[tuple[SweepSnapshot, int]] = []
         unreadable: dict[str, str] = {}
+        ended: dict[str, datetime] = {}
         failures: list[WandbError] = []
         paths = self._projects(chat_id)
         for entity, project in paths:
@@ -171,6 +173,7 @@ class DigestService:
                     failures.append(exc)
                 continue
             projects[project] = _merge(runs, members)
+            ended.update(self._ended(entity, project, projects[project]))
             sweeps += found
         if paths and len(failures) == len(paths):
             # W&B itself is down: no digest rather than one saying only that.
@@ -186,7 +189,17 @@ class DigestService:
             now=now,
             ui_url=self._ui_url,
             unreadable=unreadable,
+            ended=ended,
         )
+
+    def _ended(self, entity: str, project: str, runs: Sequence[RunSnapshot]) -> dict[str, datetime]:
+        """Return when the monitor saw each of these runs end, where it did."""
+        memory = self._store.runs.memory(entity, project, [r.path for r in runs])
+        return {
+            path: moment
+            for path, data in memory.items()
+            if (moment := RunMemory.from_dict(data).ended_at) is not None
+        }
 
     def timezone(self, chat_id: int) -> ZoneInfo:
         """Return the chat's time zone: its own, its digest's, the lab's, else UTC."""

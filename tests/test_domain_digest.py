@@ -16,6 +16,7 @@ from bot.domain.digest import (
     fmt_since,
     render_digest,
 )
+from bot.domain.events import RunMemory, StallPolicy, diff_runs
 from bot.domain.format import utf16_len
 from config.lab import LabConfig
 from tests.servers.telegram.html import parse_html
@@ -350,3 +351,69 @@ def test_a_crash_declared_after_its_last_heartbeat_counts_in_the_digest_that_saw
     # …and not again in the digest before, which ended before W&B said "crashed".
     earlier = digest_of({"wine-quality-dev": [crashed]}, since=SINCE - timedelta(days=1), now=SINCE)
     assert earlier.projects[0].ended == ()
+
+
+def test_a_crash_declared_after_a_digest_is_counted_in_the_next_one_exactly_once():
+    """W&B declares a crash once the heartbeat has been missing a while: the run's last
+    heartbeat lies before the next digest's window, but the crash belongs to it."""
+    first = NOW  # a digest at 08:00 saw the run still running
+    beat = first - timedelta(minutes=2)
+    running = make_run("c1", "running", ended=beat)
+    crashed = make_run("c1", "crashed", ended=beat)
+    seen = first + timedelta(minutes=3)  # the monitor's poll sees the crash at 08:03
+    memory = {running.path: RunMemory("running", None, 5, beat, beat, False, beat)}
+    _, updated = diff_runs(memory, [crashed], seen, StallPolicy(), baseline=False)
+    ended = {path: mem.ended_at for path, mem in updated.items() if mem.ended_at}
+    assert ended == {crashed.path: seen}
+
+    # The 08:00 digest had seen it running; at 08:00 W&B may already say crashed too,
+    # before the monitor saw it: then it waits for the period in which the monitor sees it.
+    early = build_digest(
+        chat_title="t",
+        projects={"wine-quality-dev": [crashed]},
+        sweeps=(),
+        previous_best={},
+        lab=LAB,
+        since=SINCE,
+        now=first,
+        ended={},
+    )
+    later = build_digest(
+        chat_title="t",
+        projects={"wine-quality-dev": [crashed]},
+        sweeps=(),
+        previous_best={},
+        lab=LAB,
+        since=first,
+        now=first + timedelta(days=1),
+        ended=ended,
+    )
+    assert early.projects[0].count("crashed") == 0
+    assert later.projects[0].count("crashed") == 1
+
+
+def test_a_finished_run_counts_by_its_heartbeat_whether_or_not_the_monitor_saw_it():
+    beat = NOW - timedelta(seconds=10)
+    run = make_run("f1", "finished", ended=beat)
+    before = build_digest(
+        chat_title="t",
+        projects={"wine-quality-dev": [run]},
+        sweeps=(),
+        previous_best={},
+        lab=LAB,
+        since=SINCE,
+        now=NOW,
+        ended={},
+    )
+    after = build_digest(
+        chat_title="t",
+        projects={"wine-quality-dev": [run]},
+        sweeps=(),
+        previous_best={},
+        lab=LAB,
+        since=NOW,
+        now=NOW + timedelta(days=1),
+        ended={run.path: beat},
+    )
+    assert before.projects[0].count("finished") == 1
+    assert after.projects[0].count("finished") == 0

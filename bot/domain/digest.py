@@ -138,6 +138,15 @@ def ended_at(run: RunSnapshot) -> datetime | None:
     return _aware(moment) if moment is not None else None
 
 
+def _counted_end(run: RunSnapshot, ended: Mapping[str, datetime] | None) -> datetime | None:
+    if ended is None:
+        return ended_at(run)
+    if run.path in ended:
+        return _aware(ended[run.path])
+    # A crash the monitor has not seen yet belongs to the period in which it sees it.
+    return None if run.state == "crashed" else ended_at(run)
+
+
 def _best(
     runs: Sequence[RunSnapshot], metric: str | None, goal: str, ui_url: str
 ) -> BestRun | None:
@@ -160,12 +169,17 @@ def build_project_digest(
     since: datetime,
     now: datetime,
     ui_url: str = "",
+    ended: Mapping[str, datetime] | None = None,
 ) -> ProjectDigest:
-    """Summarise one project's runs for the half-open period [since, now)."""
+    """Summarise one project's runs for the half-open period [since, now).
+
+    `ended` (run path → when the monitor saw it end) decides which period a run's end
+    belongs to, so that each end is counted once; see `events.end_moment`.
+    """
     start, end = _aware(since), _aware(now)
     counts = dict.fromkeys(ENDED_STATES, 0)
     for run in runs:
-        moment = ended_at(run)
+        moment = _counted_end(run, ended)
         if run.state in counts and moment is not None and start <= moment < end:
             counts[run.state] += 1
     running = tuple(
@@ -195,6 +209,7 @@ def build_digest(
     now: datetime,
     ui_url: str = "",
     unreadable: Mapping[str, str] | None = None,
+    ended: Mapping[str, datetime] | None = None,
 ) -> Digest:
     """Build a chat's digest from its projects' runs and sweeps (with their done counts).
 
@@ -213,6 +228,7 @@ def build_digest(
                 since=since,
                 now=now,
                 ui_url=ui_url,
+                ended=ended,
             )
         )
     sweep_digests = []

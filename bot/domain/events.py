@@ -64,6 +64,8 @@ class RunMemory:
     first_seen_at: datetime
     resumes: int = 0
     stalls: int = 0
+    # When the run ended, as digests count it (see `end_moment`); None while it runs.
+    ended_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable form for the store."""
@@ -77,6 +79,7 @@ class RunMemory:
             "first_seen_at": _iso(self.first_seen_at),
             "resumes": self.resumes,
             "stalls": self.stalls,
+            "ended_at": _iso(self.ended_at),
         }
 
     @classmethod
@@ -97,6 +100,7 @@ class RunMemory:
             first_seen_at=first_seen_at,
             resumes=int(data.get("resumes", 0)),
             stalls=int(data.get("stalls", 0)),
+            ended_at=_from_iso(data.get("ended_at")),
         )
 
 
@@ -257,6 +261,28 @@ def _is_resume(previous: RunMemory | None, run: RunSnapshot) -> bool:
     return TERMINAL_KINDS.get(run.state) != TERMINAL_KINDS.get(previous.state)
 
 
+def end_moment(run: RunSnapshot, now: datetime) -> datetime:
+    """Return when a run that the bot just saw end counts as ended, for digests.
+
+    W&B's last heartbeat, except for a crash: W&B declares one only once the heartbeat has
+    been missing a while, so a digest in between saw the run running and the next would
+    find its heartbeat before its window. A crash counts from when the bot saw it.
+    """
+    if run.state == "crashed" or run.heartbeat_at is None:
+        return now
+    return run.heartbeat_at
+
+
+def _ended_at(
+    previous: RunMemory | None, run: RunSnapshot, now: datetime, kinds: set[EventKind]
+) -> datetime | None:
+    if kinds & set(TERMINAL_KINDS.values()):
+        return end_moment(run, now)
+    if run.state not in TERMINAL_STATES or previous is None or previous.state != run.state:
+        return None
+    return previous.ended_at
+
+
 def _remember(
     previous: RunMemory | None, run: RunSnapshot, now: datetime, kinds: set[EventKind]
 ) -> RunMemory:
@@ -270,6 +296,7 @@ def _remember(
             heartbeat_at=run.heartbeat_at,
             stalled=False,
             first_seen_at=now,
+            ended_at=_ended_at(previous, run, now, kinds),
         )
     resumed = _is_resume(previous, run)
     # A run that (re)starts running gets a fresh idle clock, whatever its step says.
@@ -289,6 +316,7 @@ def _remember(
         stalled=stalled,
         resumes=previous.resumes + (1 if resumed else 0),
         stalls=previous.stalls + (1 if "stalled" in kinds else 0),
+        ended_at=_ended_at(previous, run, now, kinds),
     )
 
 
