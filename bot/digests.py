@@ -23,7 +23,7 @@ from config.lab import DigestConfig
 from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
 from wandb_client.errors import WandbError, WandbNotFoundError
-from wandb_client.models import RunSnapshot, SweepSnapshot
+from wandb_client.models import TERMINAL_STATES, RunSnapshot, SweepSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class DigestService:
         projects: dict[str, list[RunSnapshot]] = {}
         sweeps: list[tuple[SweepSnapshot, int]] = []
         unreadable: dict[str, str] = {}
-        ended: dict[str, datetime] = {}
+        ended: dict[str, datetime | None] = {}
         failures: list[WandbError] = []
         paths = self._projects(chat_id)
         for entity, project in paths:
@@ -192,14 +192,17 @@ class DigestService:
             ended=ended,
         )
 
-    def _ended(self, entity: str, project: str, runs: Sequence[RunSnapshot]) -> dict[str, datetime]:
-        """Return when the monitor saw each of these runs end, where it did."""
+    def _ended(
+        self, entity: str, project: str, runs: Sequence[RunSnapshot]
+    ) -> dict[str, datetime | None]:
+        """Return when the monitor saw each run end; None for runs it last saw live."""
         memory = self._store.runs.memory(entity, project, [r.path for r in runs])
-        return {
-            path: moment
-            for path, data in memory.items()
-            if (moment := RunMemory.from_dict(data).ended_at) is not None
-        }
+        out: dict[str, datetime | None] = {}
+        for path, data in memory.items():
+            mem = RunMemory.from_dict(data)
+            if mem.ended_at is not None or mem.state not in TERMINAL_STATES:
+                out[path] = mem.ended_at
+        return out
 
     def timezone(self, chat_id: int) -> ZoneInfo:
         """Return the chat's time zone: its own, its digest's, the lab's, else UTC."""

@@ -376,7 +376,7 @@ def test_a_crash_declared_after_a_digest_is_counted_in_the_next_one_exactly_once
         lab=LAB,
         since=SINCE,
         now=first,
-        ended={},
+        ended={crashed.path: None},  # the monitor last saw it running
     )
     later = build_digest(
         chat_title="t",

@@ -138,11 +138,12 @@ def ended_at(run: RunSnapshot) -> datetime | None:
     return _aware(moment) if moment is not None else None
 
 
-def _counted_end(run: RunSnapshot, ended: Mapping[str, datetime] | None) -> datetime | None:
-    if ended is None:
+def _counted_end(run: RunSnapshot, ended: Mapping[str, datetime | None] | None) -> datetime | None:
+    if ended is None or run.path not in ended:
         return ended_at(run)
-    if run.path in ended:
-        return _aware(ended[run.path])
+    moment = ended[run.path]
+    if moment is not None:
+        return _aware(moment)
     # A crash the monitor has not seen yet belongs to the period in which it sees it.
     return None if run.state == "crashed" else ended_at(run)
 
@@ -169,12 +170,13 @@ def build_project_digest(
     since: datetime,
     now: datetime,
     ui_url: str = "",
-    ended: Mapping[str, datetime] | None = None,
+    ended: Mapping[str, datetime | None] | None = None,
 ) -> ProjectDigest:
     """Summarise one project's runs for the half-open period [since, now).
 
-    `ended` (run path → when the monitor saw it end) decides which period a run's end
-    belongs to, so that each end is counted once; see `events.end_moment`.
+    `ended` (run path → when the monitor saw it end, None while it last saw it live)
+    decides which period a run's end belongs to, so each end counts once; see
+    `events.end_moment`.
     """
     start, end = _aware(since), _aware(now)
     counts = dict.fromkeys(ENDED_STATES, 0)
@@ -209,7 +211,7 @@ def build_digest(
     now: datetime,
     ui_url: str = "",
     unreadable: Mapping[str, str] | None = None,
-    ended: Mapping[str, datetime] | None = None,
+    ended: Mapping[str, datetime | None] | None = None,
 ) -> Digest:
     """Build a chat's digest from its projects' runs and sweeps (with their done counts).
 
