@@ -16,6 +16,7 @@ from typing import Protocol
 
 from bot.domain.alert_messages import AlertNote, compose, render_alerts, render_dry_run
 from bot.domain.alerts import AlertState, Baseline, Check, evaluate, judged_on, metric_value
+from bot.domain.keys import ProjectKey
 from bot.store import OutboxItem, Store
 from config import LabConfig
 from config.alerts import AlertRule
@@ -264,6 +265,6 @@ def watching_chats(
 
 def _qualify(lab: LabConfig, project: str) -> tuple[str, str]:
     if "/" in project:
-        entity, name = project.split("/", 1)
-        return entity, name
-    return lab.project(project).entity or lab.entity, project
+        key = ProjectKey.parse(project)
+        return key.entity, key.project
+    return lab.entity_of(project), project

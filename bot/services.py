@@ -18,6 +18,7 @@ from bot.callbacks import keyboard
 from bot.delivery import Delivery
 from bot.digests import DigestService
 from bot.domain.commands import RefusedError
+from bot.domain.keys import SweepKey
 from bot.domain.render import Buttons, ProjectHealth, render_status
 from bot.health import HealthServer
 from bot.insight import InsightService
@@ -98,14 +99,12 @@ class LabScope:
     def projects(self) -> set[tuple[str, str]]:
         """Return the lab's own projects as (entity, project)."""
         lab = self._lab
-        own = {(lab.project(p).entity or lab.entity, p) for p in lab.projects}
+        own = {(lab.entity_of(p), p) for p in lab.projects}
         for sweep in lab.sweeps.values():
-            own.add(
-                (sweep.entity or lab.project(sweep.project).entity or lab.entity, sweep.project)
-            )
+            own.add((sweep.entity or lab.entity_of(sweep.project), sweep.project))
         for record in self._store.sweeps.all():
-            entity, project, _ = record.path.split("/", 2)
-            own.add((entity, project))
+            key = SweepKey.parse(record.path)
+            own.add((key.entity, key.project))
         return own | self._monitor.watched()
 
     def check(self, entity: str | None, project: str | None) -> None:

@@ -72,6 +72,9 @@ async def _cost_per_interval(h: Harness) -> None:
     # Every project at the active interval although nothing runs: 50 polls a round...
     assert polls >= len(PROJECTS) * (rounds - 2), (polls, rounds)
     # ...in three requests a round (20 + 20 + 10 projects), one more per batch in flight.
+    print(
+        f"{polls} polls of 50 projects in {sum(counts.values())} requests over {rounds:.1f} rounds"
+    )
     assert sum(counts.values()) <= 3 * (rounds + 1), counts
     assert set(counts) == {"ProjectsRuns"}, counts
     assert h.texts() == []
