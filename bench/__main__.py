@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench import alerts, burst, commands, requests, resources
+from bench import alerts, burst, commands, fanout, requests, resources
 from bench.common import Row, table
 
 
@@ -53,6 +53,7 @@ async def measure(profile: Profile) -> list[Row]:
         profile.command_runs, profile.command_reps, naive_read_s.get(profile.command_runs)
     )
     rows += await burst.measure(profile.burst_runs)
+    rows += await fanout.measure(quick=profile is QUICK)
     rows.append(await resources.rss_row(profile.rss_projects, profile.rss_rounds))
     rows += await alerts.measure()
     return rows
