@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench import alerts, burst, commands, fanout, requests, resources
+from bench import alerts, burst, commands, fanout, latency, poll_cost, requests, resources
 from bench.common import Row, table
 
 
@@ -24,6 +24,10 @@ class Profile:
     burst_runs: int
     rss_projects: int
     rss_rounds: int
+    scenarios: tuple[latency.Scenario, ...]
+    minute_projects: int
+    minutes: float
+    cpu: latency.Scenario
 
 
 FULL = Profile(
@@ -34,6 +38,13 @@ FULL = Profile(
     burst_runs=200,
     rss_projects=100,
     rss_rounds=5,
+    scenarios=(
+        latency.Scenario(projects=50, active=5, interval=30, duration=600, events=40),
+        latency.Scenario(projects=50, active=5, interval=1, duration=20, events=30),
+    ),
+    minute_projects=50,
+    minutes=10,
+    cpu=latency.Scenario(projects=500, active=50, interval=30, duration=60, events=0),
 )
 QUICK = Profile(
     sizes=(100,),
@@ -43,18 +54,28 @@ QUICK = Profile(
     burst_runs=20,
     rss_projects=5,
     rss_rounds=1,
+    scenarios=(
+        latency.Scenario(projects=8, active=2, interval=30, duration=150, events=6),
+        latency.Scenario(projects=8, active=2, interval=1, duration=6, events=4),
+    ),
+    minute_projects=8,
+    minutes=2,
+    cpu=latency.Scenario(projects=20, active=2, interval=30, duration=60, events=0),
 )
 
 
 async def measure(profile: Profile) -> list[Row]:
     """Run the benchmarks one after another and return their rows in table order."""
     rows, naive_read_s = await requests.measure(profile.sizes, profile.ks)
+    rows += await latency.measure(profile.scenarios)
     rows += await commands.measure(
         profile.command_runs, profile.command_reps, naive_read_s.get(profile.command_runs)
     )
     rows += await burst.measure(profile.burst_runs)
     rows += await fanout.measure(quick=profile is QUICK)
     rows.append(await resources.rss_row(profile.rss_projects, profile.rss_rounds))
+    rows += await poll_cost.measure(profile.minute_projects, profile.minutes)
+    rows.append(await latency.cpu_row(profile.cpu))
     rows += await alerts.measure()
     return rows
 

@@ -22,6 +22,11 @@ async def test_quick_benchmarks_measure_every_row_and_ours_keeps_its_targets():
     assert by_name["20-run burst: 429 answers"].ours == 0
     assert by_name["requests a poll, 5 running runs: 4 rules on summary values"].ours == 1
     assert by_name["requests a poll, 5 running runs: + nan (logged values)"].ours == 1 + 5
+    # Every project, idle or not, is polled at the active interval (not the old 5 minutes).
+    for kind in ("idle", "active"):
+        assert by_name[f"latency p95, {kind} project, 30 s interval"].ours <= 30 * 1.5
+    minute = by_name["W&B requests a minute, 8 projects at 30 s"]
+    assert minute.naive is not None and minute.ours < minute.naive
     rendered = table(rows)
     assert rendered.count("\n") == len(rows) + 1
 
