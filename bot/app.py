@@ -37,7 +37,14 @@ from bot.insight import InsightService
 from bot.monitor import Monitor
 from bot.outage import OutageNotifier
 from bot.polling import Cadence, PollScheduler
-from bot.services import BotData, CustomContext, LabScope, Services, StatusService
+from bot.services import (
+    BotData,
+    CustomContext,
+    LabScope,
+    RunFinder,
+    Services,
+    StatusService,
+)
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
 from config import LabConfig, LabFileError, Settings
@@ -195,6 +202,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             sweeps=sweeps,
             status=StatusService(store, monitor, polls, wandb, lab, clock),
             scope=LabScope(lab, monitor, store),
+            runs=RunFinder(wandb),
             alerts=alerts,
             clock=clock,
             started_at=clock(),

@@ -17,7 +17,7 @@ from bot.alerts import AlertService
 from bot.callbacks import keyboard
 from bot.delivery import Delivery
 from bot.digests import DigestService
-from bot.domain.commands import RefusedError
+from bot.domain.commands import RefusedError, RunRef
 from bot.domain.keys import SweepKey
 from bot.domain.render import Buttons, ProjectHealth, render_status
 from bot.health import HealthServer
@@ -29,6 +29,8 @@ from bot.sweeps import SweepService
 from config import LabConfig, Settings
 from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
+from wandb_client.errors import WandbNotFoundError
+from wandb_client.models import RunSnapshot
 
 
 class StatusService:
@@ -84,6 +86,23 @@ class StatusService:
         return sum(1 for mem in memory.values() if mem.get("state") == "running")
 
 
+class RunFinder:
+    """Find the run a user means: by its id, or else by the name the chat shows."""
+
+    def __init__(self, wandb: WandbClient) -> None:
+        self._wandb = wandb
+
+    async def find(self, ref: RunRef) -> RunSnapshot | tuple[RunSnapshot, ...]:
+        """Return the one run meant, or the few that share its display name (newest first)."""
+        try:
+            return await self._wandb.run(ref.entity, ref.project, ref.run_id)
+        except WandbNotFoundError:
+            named = await self._wandb.runs_named(ref.entity, ref.project, ref.run_id)
+        if not named:
+            raise RefusedError(f'No run "{ref.run_id}" in {ref.project}, by id or by name.')
+        return named[0] if len(named) == 1 else tuple(named)
+
+
 class LabScope:
     """Which projects read commands may show: the lab's own, unless the lab file opens all.
 
@@ -134,6 +153,7 @@ class Services:
     sweeps: SweepService
     status: StatusService
     scope: LabScope
+    runs: RunFinder
     alerts: AlertService
     clock: Callable[[], datetime]
     started_at: datetime

@@ -6,7 +6,8 @@ from telegram import Update
 from telegram.constants import ChatAction
 
 from bot.domain.best import render_best, render_no_best
-from bot.domain.commands import PlotRequest, parse_best, parse_plot
+from bot.domain.commands import PlotRequest, RunRef, parse_best, parse_plot
+from bot.domain.control import render_run_choices
 from bot.insight import split_path
 from bot.services import CustomContext
 from bot.store import CallbackRecord, OutboxItem
@@ -34,11 +35,18 @@ async def best_command(update: Update, context: CustomContext) -> None:
 
 
 async def plot_command(update: Update, context: CustomContext) -> None:
-    """Send a run's metric curves, or a sweep's metric against its hyperparameters."""
+    """Send a run's metric curves (the run named by id or display name), or a sweep's chart."""
     services = context.services
     request = parse_plot(context.arguments, services.lab, default_project=default_project(context))
     target = request.run if isinstance(request, PlotRequest) else request.sweep
     services.scope.check(target.entity, target.project)
+    if isinstance(request, PlotRequest):
+        found = await services.runs.find(request.run)
+        if isinstance(found, tuple):
+            text, buttons = render_run_choices(request.run.run_id, found, "plot", context.now)
+            await context.reply(text, buttons=buttons)
+            return
+        request = PlotRequest(RunRef(found.entity, found.project, found.id), request.metrics)
     # Fetching history and drawing take a moment: the chat shows "sending a photo…".
     await context.bot.send_chat_action(context.chat_id, ChatAction.UPLOAD_PHOTO)
     chart = await services.insight.plot(request, context.chat_id)

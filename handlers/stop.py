@@ -7,6 +7,7 @@ from telegram import Update
 from bot.domain.commands import STOP_USAGE, UsageError, parse_run_ref
 from bot.domain.control import (
     render_not_running,
+    render_run_choices,
     render_stop_cancelled,
     render_stop_prompt,
     render_stop_requested,
@@ -16,37 +17,42 @@ from bot.services import CustomContext
 from bot.store import CallbackRecord
 from handlers.common import claim_answer, default_project
 from wandb_client.errors import WandbError
+from wandb_client.models import RunSnapshot
 
 NOT_YOURS = "Only the admin who asked, or another lab admin, can answer this."
 LIVE_STATES = ("running", "pending")
 
 
 async def stop_command(update: Update, context: CustomContext) -> None:
-    """Ask for confirmation before stopping a run."""
+    """Ask for confirmation before stopping a run (named by id or by its display name)."""
     args = context.arguments
     if len(args) != 1:
         raise UsageError("Give one run." if args else "Say which run.", STOP_USAGE)
     ref = parse_run_ref(args[0], context.services.lab.entity, default_project(context))
-    await _ask(context, ref.path)
-
-
-async def _ask(context: CustomContext, path: str) -> None:
-    """Reply with the Yes/No confirmation, its buttons bound to the asking user."""
-    services = context.services
-    key = RunKey.parse(path)
-    run = await services.wandb.run(key.entity, key.project, key.run_id)
-    if run.state not in LIVE_STATES:
-        await context.reply(render_not_running(path, run))
+    context.services.scope.check(ref.entity, ref.project)
+    found = await context.services.runs.find(ref)
+    if isinstance(found, tuple):
+        text, buttons = render_run_choices(ref.run_id, found, "stop", context.now)
+        await context.reply(text, buttons=buttons)
         return
-    ttl = services.settings.confirm_ttl
-    text, buttons = render_stop_prompt(path, run, ttl)
+    await _ask(context, found)
+
+
+async def _ask(context: CustomContext, run: RunSnapshot) -> None:
+    """Reply with the Yes/No confirmation, its buttons bound to the asking user."""
+    if run.state not in LIVE_STATES:
+        await context.reply(render_not_running(run.path, run))
+        return
+    ttl = context.services.settings.confirm_ttl
+    text, buttons = render_stop_prompt(run.path, run, ttl)
     await context.reply(text, buttons=buttons, ttl=ttl, prompt=True)
 
 
 async def stop_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """The Stop button of a run notification: ask as `/stop` does."""
     await context.answer()
-    await _ask(context, record.target)
+    key = RunKey.parse(record.target)
+    await _ask(context, await context.services.wandb.run(key.entity, key.project, key.run_id))
 
 
 async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ENTITY, OTHER_LAB_CHAT, Harness
+from tests.harness import ADMIN, ENTITY, LAB_CHAT, OTHER_LAB_CHAT, PROJECT, Harness
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +37,32 @@ async def test_digest_asked_twice_at_once_answers_twice(tmp_path: Path) -> None:
         h.say("/digest", chat_id=OTHER_LAB_CHAT)
         msgs = await h.telegram.wait_for_messages(OTHER_LAB_CHAT, count=2, timeout=30)
         assert all((m.text or "").startswith("🗓 digest") for m in msgs[:2])
+
+
+async def test_runs_are_named_by_display_name_and_twins_get_a_choice(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        runs = [
+            {"name": "a1b2c3d4", "displayName": "rf-grid-7", "state": "running"},
+            {"name": "twin0001", "displayName": "twin", "state": "running"},
+            {"name": "twin0002", "displayName": "twin", "state": "finished"},
+        ]
+        h.wb.seed({"runs": [{"entity": ENTITY, "project": PROJECT, **r} for r in runs]})
+        prompt = await h.reply_to(f"/stop {PROJECT}/rf-grid-7")
+        assert (prompt.text or "").startswith("🛑 stop run"), prompt.text
+        assert "a1b2c3d4" in str(prompt.buttons) or "rf-grid-7" in (prompt.text or "")
+        by_url = await h.reply_to(f"/stop https://wandb.ai/{ENTITY}/{PROJECT}/runs/a1b2c3d4")
+        assert (by_url.text or "").startswith("🛑 stop run")
+        choice = await h.reply_to("/stop twin")  # the chat's only project
+        assert choice.text is not None and '2 runs are called "twin"' in choice.text
+        labels = [b["text"] for row in choice.buttons for b in row]
+        assert len(labels) == 2 and labels[0].startswith(("twin0001", "twin0002"))
+        h.telegram.press(
+            LAB_CHAT,
+            choice.message_id,
+            button_text=next(label for label in labels if "running" in label),
+            user_id=ADMIN,
+        )
+        picked = await h.wait_for_text(lambda t: t.startswith("🛑 stop run") and "twin" in t)
+        assert picked.buttons
+        missing = await h.reply_to("/stop nosuchname")
+        assert missing.text is not None and 'No run "nosuchname"' in missing.text

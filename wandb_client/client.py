@@ -459,6 +459,20 @@ class WandbClient:
             limit=None,
         )
 
+    async def runs_named(
+        self, entity: str, project: str, display_name: str, limit: int = 6
+    ) -> list[RunSnapshot]:
+        """Return the newest runs shown under this display name, in one request."""
+        return await self._list_runs(
+            "runs by name",
+            entity,
+            project,
+            filters={"display_name": display_name},
+            order="-created_at",
+            per_page=limit,
+            limit=limit,
+        )
+
     async def run(self, entity: str, project: str, run_id: str) -> RunSnapshot:
         """Return one run with config and summary."""
         path = f"{entity}/{project}/{run_id}"

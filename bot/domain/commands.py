@@ -32,7 +32,7 @@ _GOALS: dict[str, Literal["maximize", "minimize"]] = {
 
 # Each command's usage, written once: parsers quote it in their errors and the command table
 # (handlers/table.py) shows it in /help.
-RUN_TARGET = "run id|project/id|entity/project/id|run URL"
+RUN_TARGET = "run name or id|project/run|entity/project/run|run URL"
 SWEEP_TARGET = "sweep id|name|entity/project/id|sweep URL"
 RUNS_USAGE = f"/runs <project> [state] [limit, default {DEFAULT_RUNS_LIMIT}] [branch=<name>]"
 BEST_USAGE = "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]"

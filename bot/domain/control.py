@@ -310,6 +310,24 @@ def render_sweep_stop_prompt(path: str, ui_url: str, ttl_s: float) -> tuple[str,
     return text, ((yes, no),)
 
 
+def render_run_choices(
+    name: str, runs: Sequence[RunSnapshot], action: str, now: datetime
+) -> tuple[str, Buttons]:
+    """Render the runs that share a display name, one button each, newest first."""
+    text = f'{len(runs)} runs are called "{esc(truncate(name, NAME_LIMIT))}"; which one?'
+    rows = tuple(
+        (
+            Button(
+                f"{run.id} · {run.state} · {fmt_duration((now - run.created_at).total_seconds())} ago",
+                action,
+                run.path,
+            ),
+        )
+        for run in runs
+    )
+    return text, rows
+
+
 def render_stop_requested(path: str, run: RunSnapshot | None) -> str:
     """Render the edited confirmation once a stop was asked of W&B."""
     return (
