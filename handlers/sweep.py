@@ -6,6 +6,7 @@ from telegram import Update
 
 from bot.domain.commands import (
     SweepPause,
+    SweepPlotRequest,
     SweepRef,
     SweepStart,
     SweepStatus,
@@ -142,3 +143,10 @@ async def sweep_pause_pressed(context: CustomContext, record: CallbackRecord) ->
 async def sweep_resume_pressed(context: CustomContext, record: CallbackRecord) -> None:
     """The card's (or the crash-loop alert's) Resume button."""
     await _press(context, record, "resume")
+
+
+async def sweep_plot_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """The end message's Plot button: the sweep's metric against each hyperparameter."""
+    await context.answer()
+    chart = await context.services.insight.plot(SweepPlotRequest(_ref(record.target), None), None)
+    await context.reply_photo(chart.png, chart.caption)

@@ -81,6 +81,7 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("sweep_stop_no", sweep.sweep_stop_no_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_pause", sweep.sweep_pause_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_resume", sweep.sweep_resume_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_plot", sweep.sweep_plot_pressed, MEMBER),
     ButtonSpec("alert_mute", alerts.alert_mute_pressed, MEMBER),
 )
 

@@ -98,8 +98,10 @@ class AgentWatch:
         tasks: Tasks,
         on_change: Callable[[str], None],
         stop_timeout_s: float,
+        on_finished: Callable[[str], None] = lambda _path: None,
     ) -> None:
-        """Keep the collaborators; `on_change(path)` is told when a sweep's agents change."""
+        """Keep the collaborators; `on_change(path)` hears of agents changing, `on_finished`
+        of a sweep's last agent ending."""
         self._store = store
         self._wandb = wandb
         self._launchers = launchers
@@ -107,6 +109,7 @@ class AgentWatch:
         self._clock = clock
         self._tasks = tasks
         self._on_change = on_change
+        self._on_finished = on_finished
         self._stop_timeout_s = stop_timeout_s
         self._watchers: dict[int, asyncio.Task[None]] = {}
         # Sweeps a user or the breaker is stopping: they report the end, not each agent.
@@ -236,6 +239,7 @@ class AgentWatch:
         if not self._store.agents.all(live_only=True, sweep_path=path):
             self._store.sweeps.update(path, finished_at=self._clock())
             self._on_change(path)
+            self._on_finished(path)
 
     async def stop_all(self, path: str) -> int:
         """Stop every live agent of a sweep on purpose; return how many there were."""

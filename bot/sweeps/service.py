@@ -20,6 +20,7 @@ from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, gpus_text, read_progress, split_path
 from bot.sweeps.launchers import LauncherRegistry
+from bot.sweeps.report import SweepReporter
 from bot.sweeps.setup import agent_env, launch_request, parse_gpus, read_sweep_config
 from config import LabConfig, Settings
 from config.lab import SweepDef
@@ -84,6 +85,14 @@ class SweepService:
             tasks=self._tasks,
             on_change=self.request_refresh,
             stop_timeout_s=settings.agent_stop_timeout,
+            on_finished=self._ended,
+        )
+        self.reporter = SweepReporter(
+            store=store,
+            wandb=wandb,
+            delivery=delivery,
+            clock=clock,
+            log_tails=self.agents.log_tails,
         )
         self.cards = SweepCards(
             store=store,
@@ -244,10 +253,17 @@ class SweepService:
         entity, project, sweep_id = split_path(path)
         action: SweepAction = "cancel" if cancel else "stop"
         await self._wandb.set_sweep_state(entity, project, sweep_id, action)
-        if self._store.sweeps.get(path) is not None:
+        sweep = self._store.sweeps.get(path)
+        if sweep is not None:
             self._store.sweeps.update(path, finished_at=self._clock())
             self.request_refresh(path)
+            if sweep.finished_at is None:
+                self._ended(path)
         return SweepChange(path, action, stopped)
+
+    def _ended(self, path: str) -> None:
+        """A sweep's agents are all gone: its end message goes out once its runs are final."""
+        self._tasks.spawn(self.reporter.report(path), f"sweep-end-{path}")
 
     async def set_state(self, ref: SweepRef, action: SweepAction) -> SweepChange:
         """Pause or resume a sweep on W&B; resuming one with no agent left starts agents."""
