@@ -56,10 +56,11 @@ def test_differing_keeps_only_parameters_that_vary() -> None:
 
 def test_importance_finds_the_parameter_that_drives_the_metric() -> None:
     rng = random.Random(7)
-    rows = []
+    rows: list[tuple[dict[str, object], float]] = []
     for _ in range(60):
-        config = {"lr": rng.uniform(0, 1), "noise": rng.random(), "opt": rng.choice(["a", "b"])}
-        rows.append((config, 3 * config["lr"] + rng.gauss(0, 0.05)))
+        lr = rng.uniform(0, 1)
+        config: dict[str, object] = {"lr": lr, "noise": rng.random(), "opt": rng.choice("ab")}
+        rows.append((config, 3 * lr + rng.gauss(0, 0.05)))
     rows.append(({"lr": 0.5, "noise": 0.5, "opt": "a", "same": 1}, 1.5))
     found = parameter_importance(rows, ["lr", "noise", "opt", "constant"])
     assert found[0].name == "lr"
