@@ -184,6 +184,8 @@ class SweepDef(_Model):
     slurm: SlurmConfig = SlurmConfig()
     #: Where agents write their logs (a shared filesystem for Slurm); default the data dir.
     log_dir: Path | None = None
+    #: The parameter `/rerun` varies to repeat a run with other seeds.
+    seed_param: str = "seed"
 
     @field_validator("project")
     @classmethod

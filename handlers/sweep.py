@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import yaml
 from telegram import Update
 
 from bot.domain.commands import (
@@ -20,11 +21,13 @@ from bot.domain.control import (
     render_sweep_stop_prompt,
     render_sweeps_status,
 )
-from bot.domain.format import esc
+from bot.domain.format import esc, fmt_duration
 from bot.domain.keys import SweepKey
+from bot.domain.sweep_report import render_derive_prompt
 from bot.services import CustomContext
 from bot.store import CallbackRecord
-from bot.sweeps import SweepChange, SweepError
+from bot.sweeps import StartedSweep, SweepChange, SweepError
+from bot.sweeps.derived import DeriveKind
 from handlers.common import claim_answer
 from wandb_client.errors import WandbError
 from wandb_client.sweep_control import SweepAction
@@ -80,6 +83,11 @@ async def _apply(context: CustomContext, ref: SweepRef, action: SweepAction) -> 
 async def _start(context: CustomContext, request: SweepStart) -> None:
     services = context.services
     started = await services.sweeps.start(request, chat_id=context.chat_id, user_id=context.user_id)
+    await _started(context, started)
+
+
+async def _started(context: CustomContext, started: StartedSweep) -> None:
+    services = context.services
     text = render_sweep_started(
         started.path,
         lab_name=started.name,
@@ -150,3 +158,55 @@ async def sweep_plot_pressed(context: CustomContext, record: CallbackRecord) -> 
     await context.answer()
     chart = await context.services.insight.plot(SweepPlotRequest(_ref(record.target), None), None)
     await context.reply_photo(chart.png, chart.caption)
+
+
+async def _derive_prompt(context: CustomContext, record: CallbackRecord, kind: DeriveKind) -> None:
+    services = context.services
+    await context.answer()
+    config = await services.sweeps.derive(record.target, kind)
+    ttl = services.settings.confirm_ttl
+    dumped = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    text, buttons = render_derive_prompt(record.target, kind, dumped, fmt_duration(ttl))
+    await context.reply(text, buttons=buttons, ttl=ttl, prompt=True)
+
+
+async def sweep_rerun_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """The end message's Rerun button: show the seeds sweep it would start, ask Yes/No."""
+    await _derive_prompt(context, record, "rerun")
+
+
+async def sweep_narrow_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """The end message's Narrow button: show the narrowed bayes sweep, ask Yes/No."""
+    await _derive_prompt(context, record, "narrow")
+
+
+async def _derive_yes(context: CustomContext, record: CallbackRecord, kind: DeriveKind) -> None:
+    prompt = claim_answer(context, record)
+    await context.answer("Starting…")
+    services = context.services
+    try:
+        started = await services.sweeps.start_derived(
+            record.target, kind, chat_id=context.chat_id, user_id=context.user_id
+        )
+    except (WandbError, SweepError):
+        services.store.callbacks.reopen(record.token, prompt)
+        raise
+    await context.edit(f"Started by {esc(context.user_name)}.")
+    await _started(context, started)
+
+
+async def sweep_rerun_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """Yes: start the rerun sweep through the origin's launcher; its card follows."""
+    await _derive_yes(context, record, "rerun")
+
+
+async def sweep_narrow_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """Yes: start the narrowed sweep through the origin's launcher; its card follows."""
+    await _derive_yes(context, record, "narrow")
+
+
+async def sweep_derive_no_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """No: nothing starts."""
+    claim_answer(context, record)
+    await context.answer("Cancelled.")
+    await context.edit(f"Not started ({esc(context.user_name)} said no).")

@@ -82,6 +82,11 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("sweep_pause", sweep.sweep_pause_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_resume", sweep.sweep_resume_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_plot", sweep.sweep_plot_pressed, MEMBER),
+    ButtonSpec("sweep_rerun", sweep.sweep_rerun_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_narrow", sweep.sweep_narrow_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_rerun_yes", sweep.sweep_rerun_yes_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_narrow_yes", sweep.sweep_narrow_yes_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("sweep_derive_no", sweep.sweep_derive_no_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("alert_mute", alerts.alert_mute_pressed, MEMBER),
 )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness
+from tests.harness import ADMIN, ENTITY, LAB_CHAT, PROJECT, Harness
 from tests.test_e2e_sweeps import card_text, sweep_path_in, sweep_runs
 
 pytestmark = pytest.mark.slow
@@ -41,3 +41,42 @@ async def test_a_finished_sweep_ends_with_one_message_of_its_top_runs(tmp_path: 
             sum(t.startswith(f"🧹 sweep {sweep_id} finished") and "top " in t for t in h.texts())
             == 1
         )
+
+
+async def test_rerun_best_over_three_seeds_runs_a_grid_to_3_of_3(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.say("/sweep start wine count=2 agents=2")
+        reply = await h.wait_for_text("started sweep", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        end = await h.wait_for_text(
+            lambda t: t.startswith(f"🧹 sweep {sweep_id} finished") and "top " in t, timeout=180
+        )
+        finished = [r for r in sweep_runs(h, sweep_id) if r["state"] == "finished"]
+        # Best accuracy; on a tie the earlier run, as the end message ranks them.
+        best = min(
+            finished, key=lambda r: (-float(r["summary"]["accuracy"]), r["createdAt"], r["name"])
+        )
+        h.telegram.press(LAB_CHAT, end.message_id, button_text="Rerun best ×3 seeds", user_id=ADMIN)
+        prompt = await h.wait_for_text("rerun the best run over 3 seeds", timeout=30)
+        assert "method: grid" in (prompt.text or "") and "seed:" in (prompt.text or "")
+        h.telegram.press(LAB_CHAT, prompt.message_id, button_text="Yes, start it", user_id=ADMIN)
+        started = await h.wait_for_text(
+            lambda t: "started sweep" in t and sweep_id not in t, timeout=60
+        )
+        new_path = sweep_path_in(started.html or "")
+        new_id = new_path.rsplit("/", 1)[1]
+        await h.wait_until(
+            lambda: "3/3" in card_text(h, new_path) and "finished" in card_text(h, new_path),
+            timeout=180,
+            what="the rerun sweep finishing",
+        )
+        sweep = h.wb.get_sweep(ENTITY, PROJECT, new_id) or {}
+        assert "grid" in str(sweep.get("config", sweep)), sweep
+        reruns = sweep_runs(h, new_id)
+        assert len(reruns) == 3
+        swept = ("max_depth", "n_estimators")
+        for rerun in reruns:
+            for name in swept:
+                assert rerun["config"][name]["value"] == best["config"][name]["value"], name
+        assert sorted(r["config"]["seed"]["value"] for r in reruns) == [0, 1, 2]

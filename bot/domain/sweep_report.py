@@ -148,3 +148,25 @@ def end_buttons(path: str, *, has_best: bool) -> Buttons:
         ),
         (plot,),
     )
+
+
+DERIVED_WORDS = {
+    "rerun": ("rerun the best run over 3 seeds", "a grid sweep"),
+    "narrow": ("narrow around the best run", "a bayes sweep"),
+}
+CONFIG_LIMIT = 3000
+
+
+def render_derive_prompt(
+    path: str, kind: str, config_yaml: str, ttl_text: str
+) -> tuple[str, Buttons]:
+    """Render the Yes/No that shows the generated sweep config before starting it."""
+    what, method = DERIVED_WORDS[kind]
+    sweep_id = path.rsplit("/", 1)[-1]
+    text = (
+        f"{STATE_MARKERS['sweep']} {what} of sweep {esc(truncate(sweep_id, KEY_LIMIT))} as "
+        f"{method}?\n<pre>{esc(truncate(config_yaml, CONFIG_LIMIT))}</pre>\n"
+        f"This button expires in {ttl_text}."
+    )
+    yes = Button("Yes, start it", f"sweep_{kind}_yes", path)
+    return text, ((yes, Button("No", "sweep_derive_no", path)),)

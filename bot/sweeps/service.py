@@ -7,24 +7,27 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.delivery import Delivery
 from bot.domain.commands import SweepRef, SweepStart
-from bot.domain.control import AgentView, SweepProgress, SweepView
+from bot.domain.control import AgentView, SweepView
 from bot.domain.events import RunEvent
-from bot.domain.sweeps import join_target, sweep_phase
+from bot.domain.sweeps import join_target
 from bot.polling import PollScheduler
 from bot.store import Store, SweepRecord
-from bot.sweeps.agents import LOCAL, AgentWatch, agent_view, summarise
+from bot.sweeps.agents import LOCAL, AgentWatch
 from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
-from bot.sweeps.common import SweepError, SweepSource, Tasks, gpus_text, read_progress, split_path
+from bot.sweeps.common import SweepError, SweepSource, Tasks, read_progress, split_path
+from bot.sweeps.derived import DeriveKind, derive
 from bot.sweeps.launchers import LauncherRegistry
 from bot.sweeps.report import SweepReporter
-from bot.sweeps.setup import agent_env, launch_request, parse_gpus, read_sweep_config
+from bot.sweeps.setup import agent_env, launch_request, new_record, parse_gpus, read_sweep_config
+from bot.sweeps.status import resolve_ref, sweep_view
 from config import LabConfig, Settings
 from config.lab import SweepDef
-from wandb_client.errors import AgentError, WandbError
+from wandb_client.errors import AgentError
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -136,7 +139,7 @@ class SweepService:
             sweep_id = await self._wandb.create_sweep(config, request.entity, request.project)
             path = f"{request.entity}/{request.project}/{sweep_id}"
         self._store.sweeps.add(
-            self._record(path, request, target, chat_id, user_id, definition.launcher)
+            new_record(path, request, target, chat_id, user_id, definition.launcher, self._clock())
         )
         # The sweep's runs must be polled even when no chat watches its project.
         self._polls.ensure(request.entity, request.project)
@@ -186,57 +189,36 @@ class SweepService:
             self._store.sweeps.update(path, finished_at=self._clock())
             raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
 
-    def _record(
-        self,
-        path: str,
-        request: SweepStart,
-        count: int,
-        chat_id: int,
-        user_id: int | None,
-        launcher: str,
-    ) -> SweepRecord:
-        return SweepRecord(
-            path=path,
-            name=request.name,
-            chat_id=chat_id,
-            count=count,
-            agents=request.agents,
-            gpus=gpus_text(request.gpus),
-            started_by=user_id,
-            started_at=self._clock(),
-            card_message_id=None,
-            card_text=None,
-            finished_at=None,
-            failures=(),
-            breaker_tripped=False,
-            launcher=launcher,
+    async def derive(self, path: str, kind: DeriveKind) -> dict[str, Any]:
+        """Return the config of a rerun or narrowed sweep built on a finished one."""
+        return await derive(self._store, self._wandb, self._lab, path, kind)
+
+    async def start_derived(
+        self, origin: str, kind: DeriveKind, *, chat_id: int, user_id: int | None
+    ) -> StartedSweep:
+        """Create the derived sweep on W&B and run it like its origin (same lab entry)."""
+        record = self._store.sweeps.get(origin)
+        config = await self.derive(origin, kind)
+        assert record is not None  # derive refused otherwise
+        definition = self._lab.sweeps[record.name]
+        entity, project, _ = split_path(origin)
+        count = int(config["run_cap"])
+        sweep_id = await self._wandb.create_sweep(config, entity, project)
+        path = f"{entity}/{project}/{sweep_id}"
+        request = SweepStart(record.name, count, record.agents, (), project, entity)
+        self._store.sweeps.add(
+            new_record(path, request, count, chat_id, user_id, definition.launcher, self._clock())
         )
+        self._polls.ensure(entity, project)
+        gpus = parse_gpus(record.gpus)
+        views = await self._launch(definition, path, count=count, agents=record.agents, gpus=gpus)
+        return StartedSweep(path, record.name, count, tuple(views), False)
 
     # -- resolving ---------------------------------------------------------------------
 
     def resolve(self, ref: SweepRef) -> str:
         """Return the `entity/project/id` path a sweep reference points at."""
-        records = self._store.sweeps.all()
-        if ref.name is not None:
-            named = [r for r in records if r.name == ref.name]
-            active = [r for r in named if r.finished_at is None]
-            pick = (active or named)[:1]
-            if not pick:
-                raise SweepError(f'Sweep "{ref.name}" was not started from the chat yet.')
-            return pick[0].path
-        for record in records:
-            entity, project, sweep_id = split_path(record.path)
-            same = sweep_id == ref.sweep_id and ref.project in (None, project)
-            if same and ref.entity in (None, entity):
-                return record.path
-        if ref.path is not None:
-            return ref.path
-        if ref.project is not None and ref.sweep_id is not None:
-            entity = self._lab.entity_of(ref.project)
-            return f"{entity}/{ref.project}/{ref.sweep_id}"
-        raise SweepError(
-            f'I did not start sweep "{ref.sweep_id}"; name it as entity/project/{ref.sweep_id}.'
-        )
+        return resolve_ref(self._store.sweeps.all(), self._lab, ref)
 
     # -- stopping, pausing -------------------------------------------------------------
 
@@ -316,46 +298,10 @@ class SweepService:
                 raise SweepError("I did not start that sweep, so I have no agents to show.")
         else:
             records = self._store.sweeps.all(active_only=True)
-        views = await asyncio.gather(*(self._view(r) for r in records))
-        return list(views)
-
-    async def _view(self, record: SweepRecord) -> SweepView:
-        records = self._store.agents.all(sweep_path=record.path)
-        agents_text: str | None = None
-        if any(r.launcher != LOCAL for r in records):
-            places = await self.agents.places(records)
-            agents = tuple(agent_view(r, p) for r, p in zip(records, places, strict=True))
-            agents_text = summarise(records, places)[0]
-        else:
-            agents = tuple(agent_view(r) for r in records)
-        state: str | None = None
-        progress: SweepProgress | None = None
-        try:
-            snapshot, progress = await read_progress(self._wandb, record.path)
-            state = snapshot.state
-        except WandbError as exc:
-            log.warning("status of %s: %s", record.path, exc)
-        phase = None
-        if progress is not None:
-            phase = sweep_phase(
-                wandb_state=state,
-                live_agents=sum(1 for a in agents if a.alive),
-                done=progress.done,
-                count=record.count,
-                breaker_tripped=record.breaker_tripped,
-            )
-        return SweepView(
-            phase=phase,
-            path=record.path,
-            name=record.name,
-            count=record.count,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            agents=agents,
-            state=state,
-            progress=progress,
-            agents_text=agents_text,
+        views = await asyncio.gather(
+            *(sweep_view(r, self._store, self._wandb, self.agents) for r in records)
         )
+        return list(views)
 
     # -- life cycle, events, cards -------------------------------------------------------
 

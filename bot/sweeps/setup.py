@@ -6,14 +6,17 @@ import asyncio
 import os
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
+from bot.domain.commands import SweepStart
 from bot.domain.sweeps import parse_sweep_yaml
-from bot.sweeps.common import SweepError
+from bot.store import SweepRecord
+from bot.sweeps.common import SweepError, gpus_text
 from config.lab import SweepDef
 from wandb_client.launcher import LaunchRequest
 
@@ -72,3 +75,31 @@ def launch_request(
 def parse_gpus(text: str) -> tuple[int, ...]:
     """Return the GPUs stored as a comma list."""
     return tuple(int(g) for g in text.split(",") if g)
+
+
+def new_record(
+    path: str,
+    request: SweepStart,
+    count: int,
+    chat_id: int,
+    user_id: int | None,
+    launcher: str,
+    now: datetime,
+) -> SweepRecord:
+    """Return the store's record of a sweep just started from a chat."""
+    return SweepRecord(
+        path=path,
+        name=request.name,
+        chat_id=chat_id,
+        count=count,
+        agents=request.agents,
+        gpus=gpus_text(request.gpus),
+        started_by=user_id,
+        started_at=now,
+        card_message_id=None,
+        card_text=None,
+        finished_at=None,
+        failures=(),
+        breaker_tripped=False,
+        launcher=launcher,
+    )
