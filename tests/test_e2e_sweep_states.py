@@ -67,7 +67,8 @@ async def test_resume_of_a_stopped_sweep_starts_agents_for_the_runs_left(tmp_pat
         await h.wait_until(lambda: "stopped" in card_text(h, path), timeout=20, what="stopped card")
         done = sum(r["state"] != "running" for r in sweep_runs(h, sweep_id))
 
-        resumed = await h.reply_to(f"/sweep resume {sweep_id}", timeout=60)
+        h.say(f"/sweep resume {sweep_id}")
+        resumed = await h.wait_for_text(f"▶️ sweep {sweep_id} resumed", timeout=60)
         left = 3 - done
         assert f"1 agent started for the {left} run" in (resumed.text or ""), resumed.text
         assert (h.wb.get_sweep(ENTITY, PROJECT, sweep_id) or {}).get("state") == "RUNNING"
