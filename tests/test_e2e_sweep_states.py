@@ -87,7 +87,8 @@ async def test_joining_a_finished_sweep_is_refused_not_shown_past_its_end(tmp_pa
         path = sweep_path_in(reply.html or "")
         sweep_id = path.rsplit("/", 1)[1]
         await h.wait_until(lambda: "finished" in card_text(h, path), timeout=90, what="finished")
-        answer = await h.reply_to(f"/sweep start wine sweep={sweep_id} count=2", timeout=30)
+        h.say(f"/sweep start wine sweep={sweep_id} count=2")
+        answer = await h.wait_for_text("already ran all", timeout=30)
         assert "already ran all 1 runs" in (answer.text or ""), answer.text
         assert not services(h).store.agents.all(live_only=True)
         assert "1/1" in card_text(h, path)
