@@ -20,7 +20,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest venv ci bench clean
+.PHONY: run test lint typecheck pytest venv ci bench clean demo
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "no Python $(or $(PY),3.11-3.13) found: set PYTHON=/path/to/python3.x" >&2; exit 1; }
@@ -50,6 +50,10 @@ pytest: $(STAMP)
 ci:
 	$(MAKE) test PY=$(firstword $(CI_PYTHONS)) VENV=.venv-$(firstword $(CI_PYTHONS))
 	$(foreach v,$(wordlist 2,9,$(CI_PYTHONS)),$(MAKE) pytest PY=$(v) VENV=.venv-$(v) &&) true
+
+# Both local servers, the bot, real training runs and a sweep; type commands, Ctrl-C stops it.
+demo: $(STAMP)
+	$(BIN)/python -m examples.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
