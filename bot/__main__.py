@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from config import LabConfig, LabFileError, Settings, load_lab
 
@@ -78,6 +78,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class RedactSecrets(logging.Filter):
+    """Mask every secret's value in a log record, its traceback included, before it is written."""
+
+    MASK = "***"
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        # Short values would mask ordinary words; no real token or key is that short.
+        self.secrets = [s for s in secrets if len(s) >= 8]
+
+    def redact(self, text: str) -> str:
+        """Return the text with every secret masked."""
+        for secret in self.secrets:
+            text = text.replace(secret, self.MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drop it."""
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            record.msg, record.args = self.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Return the values of every secret setting that is set."""
+    values = (getattr(settings, name) for name in Settings.model_fields)
+    return [
+        v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     args = build_parser().parse_args(argv)
@@ -86,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Libraries log what they were given (PTB its API URL, with the token, at DEBUG): every
+    # handler masks the secrets' values, whatever logger the record came from.
+    redact = RedactSecrets(secret_values(settings))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
     # Third-party HTTP clients log full URLs, and Telegram URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The job queue logs every poll at INFO; only its trouble is worth a line.
