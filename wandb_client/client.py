@@ -135,8 +135,8 @@ def graphql_transport(api: Any) -> Callable[[str, Mapping[str, Any]], Any]:
     return execute  # type: ignore[no-any-return]
 
 
-class WandbClient:
-    """Read and control W&B runs and sweeps for one API key and server."""
+class WandbSession:
+    """Hold one W&B session: the SDK in worker threads, timeouts, errors and health."""
 
     def __init__(
         self,
@@ -293,6 +293,150 @@ class WandbClient:
             return str(name)
 
         return await self._sdk("viewer", call)
+
+    @property
+    def _subprocess_timeout(self) -> float:
+        # A child pays for interpreter and wandb-core start-up before its first request.
+        return self._timeout + 30.0
+
+    async def _subprocess(self, what: str, call: Awaitable[T]) -> T:
+        self._subprocess_calls += 1
+        try:
+            result = await call
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = map_error(exc, what, secret=self._api_key)
+            self._record_failure(error)
+            log.warning("W&B command failed: %s", error)
+            raise error from exc
+        self._record_success()
+        return result
+
+    async def close(self) -> None:
+        """Release the SDK and the worker threads; calls after this fail."""
+        self._closed = True
+        self._api = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class HistoryReads(WandbSession):
+    """Read what runs logged: history by key, sampled new steps, console output."""
+
+    async def history(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        keys: Sequence[str] | None = None,
+        samples: int = 500,
+    ) -> list[HistoryRow]:
+        """Return up to `samples` sampled history rows of a run, ordered by step."""
+        path = f"{entity}/{project}/{run_id}"
+
+        def call(api: Any) -> list[HistoryRow]:
+            api.flush()
+            run = api.run(path)
+            rows = run.history(keys=list(keys) if keys else None, samples=samples, pandas=False)
+            result: list[HistoryRow] = []
+            for row in rows or []:
+                if not isinstance(row, Mapping):
+                    continue
+                step = row.get("_step")
+                values = {k: v for k, v in row.items() if k != "_step"}
+                result.append(HistoryRow(step=int(step) if step is not None else -1, values=values))
+            result.sort(key=lambda r: r.step)
+            return result
+
+        return await self._sdk(f"history {path}", call)
+
+    async def metric_history(
+        self, entity: str, project: str, run_id: str, keys: Sequence[str], samples: int = 500
+    ) -> dict[str, list[tuple[int, float]]]:
+        """Return each metric's sampled (step, value) points, one request for all of them.
+
+        W&B samples the rows holding every key of a spec, so each metric gets its own spec:
+        a metric logged every 100 steps keeps all its points beside one logged every step.
+        """
+        path = f"{entity}/{project}/{run_id}"
+        specs = [json.dumps({"keys": ["_step", key], "samples": samples}) for key in keys]
+        variables = {"entity": entity, "project": project, "name": run_id, "specs": specs}
+
+        def call(api: Any) -> dict[str, list[tuple[int, float]]]:
+            # The SDK's own `Run.history(keys=…)` sends one spec and needs a `Run` fetch first.
+            data = api._service_api.execute_graphql(SAMPLED_HISTORY, variables)
+            run = (data.get("project") or {}).get("run")
+            if run is None:
+                raise WandbNotFoundError(f"run {path} not found")
+            return {
+                key: _points(rows, key)
+                for key, rows in zip(keys, run.get("sampledHistory") or [], strict=False)
+            }
+
+        return await self._sdk(f"history {path}", call)
+
+    async def console_tail(
+        self, entity: str, project: str, run_id: str, last: int = 20
+    ) -> list[ConsoleLine]:
+        """Return the last `last` lines a run wrote to its console, oldest first, one request."""
+        path = f"{entity}/{project}/{run_id}"
+
+        def call(api: Any) -> list[ConsoleLine]:
+            from wandb.apis.public import ConsoleLogs
+
+            # `Run.console_logs(last=N)` without the `Run` query `api.run()` would send first:
+            # the reader needs only the run's path.
+            target = _RunPath(entity, project, run_id)
+            logs = ConsoleLogs(api._service_api, target, last=max(1, last))  # type: ignore[arg-type]
+            return [
+                ConsoleLine(line.number, line.content, line.level, line.timestamp) for line in logs
+            ]
+
+        return await self._sdk(f"console of {path}", call)
+
+    async def history_since(
+        self,
+        entity: str,
+        project: str,
+        run_id: str,
+        metrics: Sequence[str],
+        min_step: int | None = None,
+        samples: int = HISTORY_SAMPLES,
+    ) -> dict[str, list[HistoryRow]]:
+        """Return each metric's logged rows from `min_step` on, in one request.
+
+        One `sampledHistory` spec per metric (a row must hold its keys), so a run with two
+        alerted metrics still costs one request.
+        """
+        specs = [
+            json.dumps(
+                {"keys": ["_step", metric], "samples": samples}
+                | ({"minStep": min_step} if min_step is not None else {})
+            )
+            for metric in metrics
+        ]
+        variables = {"project": project, "entity": entity, "name": run_id, "specs": specs}
+
+        def call(api: Any) -> Any:
+            return graphql_transport(api)(HISTORY_QUERY, variables)
+
+        data = await self._sdk(f"history of {entity}/{project}/{run_id}", call)
+        run = ((data or {}).get("project") or {}).get("run")
+        if run is None:
+            raise WandbNotFoundError(f"run {entity}/{project}/{run_id} not found")
+        out: dict[str, list[HistoryRow]] = {}
+        for metric, rows in zip(metrics, run.get("sampledHistory") or [], strict=False):
+            parsed = [
+                HistoryRow(int(row["_step"]), {metric: row.get(metric)})
+                for row in rows or ()
+                if isinstance(row, Mapping) and isinstance(row.get("_step"), int | float)
+            ]
+            out[metric] = sorted(parsed, key=lambda r: r.step)
+        return out
+
+
+class WandbClient(HistoryReads):
+    """Read and control W&B runs and sweeps for one API key and server."""
 
     async def _list_runs(
         self,
@@ -483,117 +627,6 @@ class WandbClient:
 
         return await self._sdk(f"run {path}", call)
 
-    async def history(
-        self,
-        entity: str,
-        project: str,
-        run_id: str,
-        keys: Sequence[str] | None = None,
-        samples: int = 500,
-    ) -> list[HistoryRow]:
-        """Return up to `samples` sampled history rows of a run, ordered by step."""
-        path = f"{entity}/{project}/{run_id}"
-
-        def call(api: Any) -> list[HistoryRow]:
-            api.flush()
-            run = api.run(path)
-            rows = run.history(keys=list(keys) if keys else None, samples=samples, pandas=False)
-            result: list[HistoryRow] = []
-            for row in rows or []:
-                if not isinstance(row, Mapping):
-                    continue
-                step = row.get("_step")
-                values = {k: v for k, v in row.items() if k != "_step"}
-                result.append(HistoryRow(step=int(step) if step is not None else -1, values=values))
-            result.sort(key=lambda r: r.step)
-            return result
-
-        return await self._sdk(f"history {path}", call)
-
-    async def metric_history(
-        self, entity: str, project: str, run_id: str, keys: Sequence[str], samples: int = 500
-    ) -> dict[str, list[tuple[int, float]]]:
-        """Return each metric's sampled (step, value) points, one request for all of them.
-
-        W&B samples the rows holding every key of a spec, so each metric gets its own spec:
-        a metric logged every 100 steps keeps all its points beside one logged every step.
-        """
-        path = f"{entity}/{project}/{run_id}"
-        specs = [json.dumps({"keys": ["_step", key], "samples": samples}) for key in keys]
-        variables = {"entity": entity, "project": project, "name": run_id, "specs": specs}
-
-        def call(api: Any) -> dict[str, list[tuple[int, float]]]:
-            # The SDK's own `Run.history(keys=…)` sends one spec and needs a `Run` fetch first.
-            data = api._service_api.execute_graphql(SAMPLED_HISTORY, variables)
-            run = (data.get("project") or {}).get("run")
-            if run is None:
-                raise WandbNotFoundError(f"run {path} not found")
-            return {
-                key: _points(rows, key)
-                for key, rows in zip(keys, run.get("sampledHistory") or [], strict=False)
-            }
-
-        return await self._sdk(f"history {path}", call)
-
-    async def console_tail(
-        self, entity: str, project: str, run_id: str, last: int = 20
-    ) -> list[ConsoleLine]:
-        """Return the last `last` lines a run wrote to its console, oldest first, one request."""
-        path = f"{entity}/{project}/{run_id}"
-
-        def call(api: Any) -> list[ConsoleLine]:
-            from wandb.apis.public import ConsoleLogs
-
-            # `Run.console_logs(last=N)` without the `Run` query `api.run()` would send first:
-            # the reader needs only the run's path.
-            target = _RunPath(entity, project, run_id)
-            logs = ConsoleLogs(api._service_api, target, last=max(1, last))  # type: ignore[arg-type]
-            return [
-                ConsoleLine(line.number, line.content, line.level, line.timestamp) for line in logs
-            ]
-
-        return await self._sdk(f"console of {path}", call)
-
-    async def history_since(
-        self,
-        entity: str,
-        project: str,
-        run_id: str,
-        metrics: Sequence[str],
-        min_step: int | None = None,
-        samples: int = HISTORY_SAMPLES,
-    ) -> dict[str, list[HistoryRow]]:
-        """Return each metric's logged rows from `min_step` on, in one request.
-
-        One `sampledHistory` spec per metric (a row must hold its keys), so a run with two
-        alerted metrics still costs one request.
-        """
-        specs = [
-            json.dumps(
-                {"keys": ["_step", metric], "samples": samples}
-                | ({"minStep": min_step} if min_step is not None else {})
-            )
-            for metric in metrics
-        ]
-        variables = {"project": project, "entity": entity, "name": run_id, "specs": specs}
-
-        def call(api: Any) -> Any:
-            return graphql_transport(api)(HISTORY_QUERY, variables)
-
-        data = await self._sdk(f"history of {entity}/{project}/{run_id}", call)
-        run = ((data or {}).get("project") or {}).get("run")
-        if run is None:
-            raise WandbNotFoundError(f"run {entity}/{project}/{run_id} not found")
-        out: dict[str, list[HistoryRow]] = {}
-        for metric, rows in zip(metrics, run.get("sampledHistory") or [], strict=False):
-            parsed = [
-                HistoryRow(int(row["_step"]), {metric: row.get(metric)})
-                for row in rows or ()
-                if isinstance(row, Mapping) and isinstance(row.get("_step"), int | float)
-            ]
-            out[metric] = sorted(parsed, key=lambda r: r.step)
-        return out
-
     async def sweep(self, entity: str, project: str, sweep_id: str) -> SweepSnapshot:
         """Return a sweep's state, objective and run counts."""
         path = f"{entity}/{project}/{sweep_id}"
@@ -661,28 +694,3 @@ class WandbClient:
                 timeout_s=self._subprocess_timeout,
             ),
         )
-
-    @property
-    def _subprocess_timeout(self) -> float:
-        # A child pays for interpreter and wandb-core start-up before its first request.
-        return self._timeout + 30.0
-
-    async def _subprocess(self, what: str, call: Awaitable[T]) -> T:
-        self._subprocess_calls += 1
-        try:
-            result = await call
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            error = map_error(exc, what, secret=self._api_key)
-            self._record_failure(error)
-            log.warning("W&B command failed: %s", error)
-            raise error from exc
-        self._record_success()
-        return result
-
-    async def close(self) -> None:
-        """Release the SDK and the worker threads; calls after this fail."""
-        self._closed = True
-        self._api = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
