@@ -253,7 +253,9 @@ class Delivery:
             self._expire(row)
             return False
         try:
-            message = await deliver_row(self._bot, self._store, row, now, self._send_timeout)
+            message = await deliver_row(
+                self._bot, self._store, row, now, self._send_timeout, row.thread_id
+            )
         except RetryAfter as exc:
             self._rate_limited(row, exc, self._clock())
         except ChatMigrated as exc:
@@ -359,9 +361,14 @@ class Delivery:
 
 
 async def deliver_row(
-    bot: Bot, store: Store, row: OutboxRow, now: datetime, read_timeout: float
+    bot: Bot,
+    store: Store,
+    row: OutboxRow,
+    now: datetime,
+    read_timeout: float,
+    thread_id: int | None = None,
 ) -> Message | None:
-    """Send one outbox row: text, or photo with caption (long text first, then the photo)."""
+    """Send one outbox row to its thread: text, or photo with caption (long text first)."""
     markup = keyboard(store, row.buttons, now, chat_id=row.chat_id)
     if row.photo is None:
         return await bot.send_message(
@@ -372,6 +379,7 @@ async def deliver_row(
             disable_web_page_preview=True,
             read_timeout=read_timeout,
             reply_parameters=_reply(store, row),
+            message_thread_id=thread_id,
         )
     caption = row.text if 0 < utf16_len(row.text) <= TELEGRAM_CAPTION_LIMIT else None
     if row.text and caption is None:
@@ -381,6 +389,7 @@ async def deliver_row(
             parse_mode=ParseMode.HTML,
             disable_web_page_preview=True,
             read_timeout=read_timeout,
+            message_thread_id=thread_id,
         )
         # The text is out; should the photo fail now, a retry sends only the photo.
         store.outbox.clear_text(row.id)
@@ -392,6 +401,7 @@ async def deliver_row(
         reply_markup=markup,
         read_timeout=read_timeout,
         write_timeout=read_timeout,
+        message_thread_id=thread_id,
     )
 
 

@@ -295,3 +295,16 @@ def test_an_existing_world_readable_data_directory_is_made_private(tmp_path: Pat
     Store(data / "bot.sqlite3").close()
     assert data.stat().st_mode & 0o777 == 0o700
     assert (data / "bot.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_outbox_row_keeps_its_thread_and_topic(store: Store) -> None:
+    store.outbox.enqueue(
+        [
+            OutboxItem(-100, "in-topic", "run", "t", thread_id=12, topic="lab/wine"),
+            item("plain"),
+        ],
+        NOW,
+    )
+    rows = {row.dedupe_key: row for row in store.outbox.due(NOW)}
+    assert (rows["in-topic"].thread_id, rows["in-topic"].topic) == (12, "lab/wine")
+    assert (rows["plain"].thread_id, rows["plain"].topic) == (None, None)

@@ -103,6 +103,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE outbox ADD COLUMN reply_to TEXT
     """,
+    # Forum topics: a row goes to an explicit thread, or to the topic of its key (a project)
+    # found when sent; a sweep keeps the thread it was started in; a chat keeps the topics
+    # the bot created in it and why it could not.
+    """
+    ALTER TABLE outbox ADD COLUMN thread_id INTEGER;
+    ALTER TABLE outbox ADD COLUMN topic TEXT;
+    ALTER TABLE sweeps ADD COLUMN thread_id INTEGER;
+    CREATE TABLE topics (
+        chat_id INTEGER NOT NULL, key TEXT NOT NULL, thread_id INTEGER NOT NULL,
+        name TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (chat_id, key)
+    );
+    CREATE TABLE topic_problems (
+        chat_id INTEGER PRIMARY KEY, reason TEXT NOT NULL, since TEXT NOT NULL
+    )
+    """,
 )
 
 

@@ -54,7 +54,8 @@ def insert_messages(
                 continue
         cur = db.execute(
             "INSERT OR IGNORE INTO outbox (chat_id, dedupe_key, kind, text, buttons, photo,"
-            " created_at, not_before, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, not_before, reply_to, thread_id, topic)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 msg.chat_id,
                 msg.dedupe_key,
@@ -65,6 +66,8 @@ def insert_messages(
                 iso(now),
                 iso(now),
                 msg.reply_to,
+                msg.thread_id,
+                msg.topic,
             ),
         )
         if cur.rowcount == 0:
@@ -204,4 +207,6 @@ def _row(row: sqlite3.Row) -> OutboxRow:
         attempts=row["attempts"],
         created_at=datetime.fromisoformat(row["created_at"]),
         reply_to=row["reply_to"],
+        thread_id=row["thread_id"],
+        topic=row["topic"],
     )

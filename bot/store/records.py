@@ -21,6 +21,10 @@ class OutboxItem:
     run_keys: tuple[str, ...] = ()
     #: The dedupe key of an earlier message this one answers (sent as a reply to it).
     reply_to: str | None = None
+    #: The forum topic (message_thread_id) it goes to when its `topic` has none in the chat.
+    thread_id: int | None = None
+    #: What it is about (a project's `entity/project`): a chat's topic for it is used first.
+    topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,8 @@ class OutboxRow:
     attempts: int
     created_at: datetime
     reply_to: str | None = None
+    thread_id: int | None = None
+    topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,8 @@ class SweepRecord:
     failures: tuple[datetime, ...]
     breaker_tripped: bool
     launcher: str = "local"
+    #: The forum topic it was started in (its card and reports go there), None for none.
+    thread_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,10 @@ class SweepRepository:
         """Remember a sweep started from a chat."""
         with self._db.tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO sweeps (path, name, chat_id, count, agents, gpus,"
+                " started_by, started_at, card_message_id, card_text, finished_at, failures,"
+                " breaker_tripped, launcher, thread_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.path,
                     record.name,
@@ -42,6 +45,7 @@ class SweepRepository:
                     json.dumps([iso(t) for t in record.failures]),
                     int(record.breaker_tripped),
                     record.launcher,
+                    record.thread_id,
                 ),
             )
 
@@ -162,6 +166,7 @@ def _sweep(row: sqlite3.Row) -> SweepRecord:
         failures=tuple(datetime.fromisoformat(t) for t in json.loads(row["failures"])),
         breaker_tripped=bool(row["breaker_tripped"]),
         launcher=row["launcher"],
+        thread_id=row["thread_id"],
     )
 
 
