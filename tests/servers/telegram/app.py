@@ -18,6 +18,7 @@ from aiohttp import BodyPartReader, ClientSession, ClientTimeout, web
 
 from .faults import Fault
 from .flood import FloodControl, FloodLimits, retry_after_seconds
+from .forum import ForumError, create_topic, delete_topic, thread_of
 from .html import HtmlParseError, ParsedText, parse_html, strip_text, utf16_len
 from .state import (
     BOT_USER,
@@ -26,6 +27,7 @@ from .state import (
     Files,
     StoredFile,
     StoredMessage,
+    Topic,
     chat_type_for,
 )
 
@@ -189,6 +191,7 @@ class TelegramServer:
             "sendChatAction",
             "getFile",
             "getChat",
+            "createForumTopic",
         ):
             self._methods[name.lower()] = (name, getattr(self, f"_m_{name}"))
         self._reset_state()
@@ -250,6 +253,9 @@ class TelegramServer:
         app.router.add_post(f"{c}/chats/{{chat_id}}/block", self._c_block)
         app.router.add_post(f"{c}/chats/{{chat_id}}/unblock", self._c_unblock)
         app.router.add_post(f"{c}/chats/{{chat_id}}/migrate", self._c_migrate)
+        app.router.add_get(f"{c}/chats/{{chat_id}}/topics", self._c_topics)
+        app.router.add_post(f"{c}/chats/{{chat_id}}/topics", self._c_add_topic)
+        app.router.add_delete(f"{c}/chats/{{chat_id}}/topics/{{thread_id}}", self._c_delete_topic)
         app.router.add_get(f"{c}/callback_answers", self._c_answers)
         app.router.add_get(f"{c}/updates", self._c_updates)
         app.router.add_get(f"{c}/calls", self._c_calls)
@@ -318,8 +324,14 @@ class TelegramServer:
         *,
         first_name: str | None = None,
         username: str | None = None,
+        is_forum: bool | None = None,
+        can_manage_topics: bool | None = None,
     ) -> Chat:
-        """Make a chat known (as if the bot had been added to it); return it."""
+        """Make a chat known (as if the bot had been added to it); return it.
+
+        `is_forum` turns topics on (supergroups only); `can_manage_topics` grants or takes
+        away the bot's right to open them.
+        """
         chat = self.chats.get(chat_id)
         if chat is None:
             chat = Chat(
@@ -335,7 +347,26 @@ class TelegramServer:
                 chat.title = title
             if chat_type:
                 chat.type = chat_type
+        if is_forum is not None:
+            chat.is_forum = is_forum and chat.type == "supergroup"
+        if can_manage_topics is not None:
+            chat.can_manage_topics = can_manage_topics
         return chat
+
+    def open_topic(self, chat_id: int, name: str, *, user_id: int = 1) -> Topic:
+        """Have a chat admin open a forum topic; return it."""
+        chat = self.add_chat(chat_id)
+        actor = self._user(user_id, None, "Admin")
+        return create_topic(chat, name, actor, int(time.time()), by_bot=False)
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """Have a chat admin delete a forum topic with all its messages."""
+        delete_topic(self.add_chat(chat_id), thread_id)
+
+    def topics(self, chat_id: int) -> list[Topic]:
+        """Return the chat's open forum topics, oldest first."""
+        chat = self.chats.get(chat_id)
+        return [chat.topics[k] for k in sorted(chat.topics)] if chat else []
 
     def block_chat(self, chat_id: int, kind: str | None = None) -> None:
         """Make every send to the chat answer 403 until ``unblock_chat``."""
@@ -387,8 +418,12 @@ class TelegramServer:
         first_name: str | None = None,
         chat_type: str | None = None,
         chat_title: str | None = None,
+        message_thread_id: int | None = None,
     ) -> SentUpdate:
-        """Have a user type ``text`` in a chat; a leading command gets its entity."""
+        """Have a user type ``text`` in a chat (in a forum topic with ``message_thread_id``).
+
+        A leading command gets its entity.
+        """
         chat = self.add_chat(
             chat_id,
             chat_type,
@@ -409,6 +444,7 @@ class TelegramServer:
             text=text,
             entities=entities,
             raw=text,
+            thread_id=thread_of(chat, message_thread_id),
         )
         chat.messages[message.message_id] = message
         update_id = self._push_update({"message": message.to_api(chat.api())})
@@ -642,6 +678,8 @@ class TelegramServer:
             result = await handler(params, files)
         except ApiError as err:
             response = self._error(err)
+        except ForumError as err:
+            response = self._error(ApiError(400, err.description))
         else:
             response = web.json_response({"ok": True, "result": result})
         if slow:
@@ -1087,10 +1125,12 @@ class TelegramServer:
         chat = self._target_chat(params)
         parsed, raw, parse_mode = self._format(params, "text", "entities", caption=False)
         markup = self._markup(params)
+        thread_id = thread_of(chat, params.get("message_thread_id"))
         self._check_flood("sendMessage", chat)
         return self._new_bot_message(
             chat,
             params,
+            thread_id=thread_id,
             text=parsed.text,
             entities=parsed.entities,
             raw=raw,
@@ -1104,10 +1144,12 @@ class TelegramServer:
         parsed, raw, parse_mode = self._format(params, "caption", "caption_entities", caption=True)
         markup = self._markup(params)
         stored = self._upload(params, files, kind, kind)
+        thread_id = thread_of(chat, params.get("message_thread_id"))
         self._check_flood(method, chat)
         return self._new_bot_message(
             chat,
             params,
+            thread_id=thread_id,
             caption=parsed.text or None,
             caption_entities=parsed.entities,
             raw=raw or None,
@@ -1243,6 +1285,12 @@ class TelegramServer:
         }
         return info
 
+    async def _m_createForumTopic(self, params: Params, files: UploadedFiles) -> Any:
+        chat = self._target_chat(params)
+        icon = self._int(params, "icon_color")
+        name = str(params.get("name") or "")
+        return create_topic(chat, name, dict(BOT_USER), int(time.time()), icon_color=icon).api()
+
     # ----------------------------------------------------------------- control API (HTTP)
 
     @staticmethod
@@ -1265,8 +1313,9 @@ class TelegramServer:
                 first_name=body.get("first_name"),
                 chat_type=body.get("chat_type"),
                 chat_title=body.get("chat_title"),
+                message_thread_id=body.get("message_thread_id"),
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, ForumError) as exc:
             return web.json_response({"ok": False, "error": repr(exc)}, status=400)
         return web.json_response({"ok": True, **sent.to_json()})
 
@@ -1295,6 +1344,8 @@ class TelegramServer:
                 "message_count": len(chat.messages),
                 "blocked": chat.blocked,
                 "migrated_to": chat.migrated_to,
+                "can_manage_topics": chat.can_manage_topics,
+                "topics": [t.api() for t in chat.topics.values()],
             }
             for chat in self.chats.values()
         ]
@@ -1308,8 +1359,30 @@ class TelegramServer:
             body.get("title"),
             first_name=body.get("first_name"),
             username=body.get("username"),
+            is_forum=body.get("is_forum"),
+            can_manage_topics=body.get("can_manage_topics"),
         )
         return web.json_response({"ok": True, "chat": chat.api()})
+
+    async def _c_topics(self, request: web.Request) -> web.Response:
+        topics = self.topics(int(request.match_info["chat_id"]))
+        return web.json_response({"ok": True, "topics": [t.api() for t in topics]})
+
+    async def _c_add_topic(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        try:
+            topic = self.open_topic(int(request.match_info["chat_id"]), str(body.get("name", "")))
+        except ForumError as exc:
+            return web.json_response({"ok": False, "error": exc.description}, status=400)
+        return web.json_response({"ok": True, "topic": topic.api()})
+
+    async def _c_delete_topic(self, request: web.Request) -> web.Response:
+        chat_id, thread_id = (int(request.match_info[k]) for k in ("chat_id", "thread_id"))
+        try:
+            self.delete_topic(chat_id, thread_id)
+        except ForumError as exc:
+            return web.json_response({"ok": False, "error": exc.description}, status=404)
+        return web.json_response({"ok": True})
 
     async def _c_messages(self, request: web.Request) -> web.Response:
         chat_id = int(request.match_info["chat_id"])

@@ -126,6 +126,8 @@ class StoredMessage:
     edit_date: int | None = None
     reply_to_message_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The forum topic it is in (None for the chat itself, a forum's General topic included).
+    thread_id: int | None = None
 
     @property
     def from_bot(self) -> bool:
@@ -144,6 +146,9 @@ class StoredMessage:
         }
         if self.edit_date is not None:
             message["edit_date"] = self.edit_date
+        if self.thread_id is not None:
+            message["message_thread_id"] = self.thread_id
+            message["is_topic_message"] = True
         if reply_to is not None:
             message["reply_to_message"] = reply_to
         if self.text is not None:
@@ -211,6 +216,7 @@ class StoredMessage:
             date=self.date,
             edit_date=self.edit_date,
             reply_to_message_id=self.reply_to_message_id,
+            message_thread_id=self.thread_id,
         )
 
 
@@ -234,6 +240,7 @@ class ChatMessage:
     date: int
     edit_date: int | None
     reply_to_message_id: int | None
+    message_thread_id: int | None = None
 
     @property
     def buttons(self) -> list[list[dict[str, Any]]]:
@@ -266,6 +273,24 @@ class ChatMessage:
             "date": self.date,
             "edit_date": self.edit_date,
             "reply_to_message_id": self.reply_to_message_id,
+            "message_thread_id": self.message_thread_id,
+        }
+
+
+@dataclass
+class Topic:
+    """A forum topic: its thread id is the id of the message that opened it."""
+
+    message_thread_id: int
+    name: str
+    icon_color: int
+
+    def api(self) -> dict[str, Any]:
+        """Render the Bot API ForumTopic object."""
+        return {
+            "message_thread_id": self.message_thread_id,
+            "name": self.name,
+            "icon_color": self.icon_color,
         }
 
 
@@ -282,10 +307,16 @@ class Chat:
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     blocked: str | None = None  # the Forbidden description while the bot is blocked/kicked
     migrated_to: int | None = None
+    #: A supergroup with topics on; the bot may open topics while it has the right to.
+    is_forum: bool = False
+    can_manage_topics: bool = True
+    topics: dict[int, Topic] = field(default_factory=dict)
 
     def api(self) -> dict[str, Any]:
         """Render the Bot API Chat object."""
         chat: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.is_forum:
+            chat["is_forum"] = True
         if self.type == "private":
             chat["first_name"] = self.first_name or "User"
             if self.username:
