@@ -236,6 +236,47 @@ def metric_curves_png(title: str, series: Mapping[str, Sequence[tuple[float, flo
     return _png(fig)
 
 
+def compare_curves_png(
+    title: str, metric: str, series: Sequence[tuple[str, Sequence[tuple[float, float]]]]
+) -> bytes:
+    """Draw one metric's curve for each run on one axis, the runs named above the panel."""
+    clean = [(label, pts) for label, raw in series if (pts := _finite_points(raw))]
+    if not clean:
+        return no_data_png(title)
+    fig = _figure()
+    ax = fig.add_subplot()
+    for (label, pts), colour in zip(clean, COLOURS, strict=False):
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(
+            xs,
+            ys,
+            color=colour,
+            linewidth=2.2,
+            marker="o" if len(xs) <= 30 else None,
+            markersize=5,
+            label=plain(label, 48),
+        )
+        # The final value is what the caption compares: mark it.
+        ax.plot([xs[-1]], [ys[-1]], "o", color=colour, markersize=9, markeredgecolor="white")
+    _style(ax)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.xaxis.set_major_formatter(CompactFormatter())
+    ax.set_xlabel("step", fontsize=FONT)
+    ax.set_ylabel(plain(metric, 40), fontsize=FONT)
+    # Above the panel, one run per row: never on top of the lines, long names fit.
+    ax.legend(
+        fontsize=FONT - 1,
+        frameon=False,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncol=1,
+        borderaxespad=0.2,
+        handlelength=1.6,
+    )
+    fig.suptitle(plain(title, 60), fontsize=TITLE_FONT)
+    return _png(fig)
+
+
 def _panel_grid(fig: Figure, n: int) -> tuple[list[Axes], set[int]]:
     """Lay out `n` panels sharing the step axis with no empty cell: one column up to two
     panels, else two columns with an odd last panel spanning both. Returns the axes and

@@ -6,6 +6,7 @@ from bot.callbacks import ButtonAction, ButtonSpec
 from bot.domain.alert_messages import ALERTS_USAGE
 from bot.domain.commands import (
     BEST_USAGE,
+    COMPARE_USAGE,
     PLOT_USAGE,
     RUNS_USAGE,
     SILENCE_USAGE,
@@ -17,7 +18,7 @@ from bot.domain.commands import (
     render_help,
 )
 from bot.services import CommandCallback
-from handlers import alerts, general, insight, runs, stop, sweep, watch
+from handlers import alerts, compare, general, insight, runs, stop, sweep, watch
 
 ADMIN, MEMBER = Role.ADMIN, Role.MEMBER
 
@@ -28,6 +29,9 @@ COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
     CommandSpec("runs", runs.runs_command, "a project's recent runs", RUNS_USAGE),
     CommandSpec("best", insight.best_command, "the best run of a project or sweep", BEST_USAGE),
     CommandSpec("plot", insight.plot_command, "chart a run's or a sweep's metrics", PLOT_USAGE),
+    CommandSpec(
+        "compare", compare.compare_command, "two runs' curves, config and delta", COMPARE_USAGE
+    ),
     CommandSpec("digest", insight.digest_command, "this chat's digest now", "/digest"),
     CommandSpec("status", general.status_command, "my health: W&B, polls, queue", "/status"),
     CommandSpec(
@@ -73,6 +77,7 @@ SWEEP_REFUSAL = "Only lab admins can start or stop sweeps."
 BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("config", insight.config_pressed, MEMBER),
     ButtonSpec("plot", insight.plot_pressed, MEMBER),
+    ButtonSpec("compare", compare.compare_pressed, MEMBER),
     ButtonSpec("stop", stop.stop_pressed, ADMIN, "Only lab admins can stop runs."),
     ButtonSpec("stop_yes", stop.stop_yes_pressed, ADMIN, stop.NOT_YOURS),
     ButtonSpec("stop_no", stop.stop_no_pressed, ADMIN, stop.NOT_YOURS),

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from bot.domain.commands import (
     UsageError,
     parse_best,
+    parse_compare,
     parse_plot,
     parse_project_arg,
     parse_run_ref,
+    parse_rerun,
     parse_runs,
     parse_silence,
     parse_sweep,
@@ -48,6 +50,10 @@ HOSTILE = st.sampled_from(
         "lab/wine/abc",
         "wine",
         "count=0",
+        "seeds=0",
+        "seeds=abc",
+        "seeds=99999999999",
+        "sweep=nosuch",
         "count=99999999999",
         "gpus=0,0",
         "sweep=ABC",
@@ -73,6 +79,8 @@ PARSERS = {
     "silence": lambda a: parse_silence(a, LAB),
     "watch": lambda a: parse_project_arg(a, LAB, "watch"),
     "stop": lambda a: parse_run_ref(" ".join(a), "lab", "wine"),
+    "rerun": lambda a: parse_rerun(a, LAB, default_project="wine"),
+    "compare": lambda a: parse_compare(a, LAB, default_project="wine"),
 }
 
 

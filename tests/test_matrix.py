@@ -29,6 +29,8 @@ SAMPLES = {
     "runs": PROJECT,
     "best": PROJECT,
     "plot": f"{PROJECT}/nosuch01",
+    "compare": f"{PROJECT}/nosuch01 {PROJECT}/nosuch02",
+    "rerun": f"{PROJECT}/nosuch01",
     "digest": "",
     "status": "",
     "subscriptions": "",
@@ -40,7 +42,17 @@ SAMPLES = {
     "silence": f"{PROJECT} 1h",
     "unsilence": PROJECT,
 }
-TARGETS = {"config": RUN, "plot": RUN, "stop": RUN, "stop_yes": RUN, "stop_no": RUN}
+TARGETS = {
+    "config": RUN,
+    "plot": RUN,
+    "stop": RUN,
+    "stop_yes": RUN,
+    "stop_no": RUN,
+    "compare": f"{RUN} {RUN}2",
+    "rerun": RUN,
+    "rerun_yes": f"{RUN} seeds=3 count=3",
+    "rerun_no": f"{RUN} seeds=3 count=3",
+}
 
 
 def state(h: Harness) -> tuple[Any, ...]:

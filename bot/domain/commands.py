@@ -47,6 +47,14 @@ SWEEP_CONTROL_USAGE = f"/sweep stop|cancel|pause|resume <{SWEEP_TARGET}>"
 SWEEP_STATUS_USAGE = f"/sweep status [{SWEEP_TARGET}]"
 SWEEP_ACTIONS_USAGE = "/sweep start|stop|cancel|pause|resume|status ..."
 SWEEP_USAGE = "\n".join((SWEEP_START_USAGE, SWEEP_CONTROL_USAGE, SWEEP_STATUS_USAGE))
+DEFAULT_RERUN_SEEDS = 3
+# A rerun checks a result over seeds; more than this many is a new experiment, not a check.
+MAX_RERUN_SEEDS = 20
+RERUN_USAGE = (
+    f"/rerun <run> [seeds=N, default {DEFAULT_RERUN_SEEDS}, at most {MAX_RERUN_SEEDS}] "
+    "[count=N, at most seeds] [sweep=<lab sweep>]"
+)
+COMPARE_USAGE = "/compare <run> <run> [metric]"
 
 
 def project_usage(command: str) -> str:
@@ -627,3 +635,88 @@ def parse_silence(args: Sequence[str], lab: LabConfig) -> SilenceRequest:
     if seconds > MAX_SILENCE_S:
         raise UsageError("Silence for at most 7d.", usage)
     return SilenceRequest(project, seconds)
+
+
+# --- /rerun and /compare ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RerunRequest:
+    """Rerun one run's config over `seeds` seeds, `count` runs, through a lab sweep entry.
+
+    `sweep` names the lab file's sweep entry to run it with; None means the entry that
+    started the run's own sweep.
+    """
+
+    run: RunRef
+    seeds: int
+    count: int
+    sweep: str | None = None
+
+    def arguments(self) -> list[str]:
+        """Return the /rerun arguments that give this request back (a button keeps them)."""
+        extra = [f"sweep={self.sweep}"] if self.sweep else []
+        return [self.run.path, f"seeds={self.seeds}", f"count={self.count}", *extra]
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRequest:
+    """Compare two runs by one metric (None: the project's, else one both logged)."""
+
+    first: RunRef
+    second: RunRef
+    metric: str | None = None
+
+    def arguments(self) -> list[str]:
+        """Return the /compare arguments that give this request back (a button keeps them)."""
+        return [self.first.path, self.second.path, *([self.metric] if self.metric else [])]
+
+
+def _run_arg(text: str, lab: LabConfig, default_project: str | None, usage: str) -> RunRef:
+    try:
+        return parse_run_ref(text, lab.entity, default_project)
+    except UsageError as exc:
+        raise UsageError(exc.reason, usage) from None
+
+
+def parse_rerun(
+    args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
+) -> RerunRequest:
+    """Parse `/rerun <run> [seeds=N] [count=N] [sweep=<lab sweep>]`."""
+    usage = RERUN_USAGE
+    if not args or "=" in args[0]:
+        raise UsageError("Say which run.", usage)
+    run = _run_arg(args[0], lab, default_project, usage)
+    options = _key_values(args[1:], ("seeds", "count", "sweep"), usage)
+    seeds = (
+        _positive_int("seeds", options["seeds"], MAX_RERUN_SEEDS, usage)
+        if "seeds" in options
+        else DEFAULT_RERUN_SEEDS
+    )
+    # A grid over N seeds has N runs: count can only leave some out.
+    count = _positive_int("count", options["count"], seeds, usage) if "count" in options else seeds
+    sweep = options.get("sweep")
+    if sweep is not None and sweep not in lab.sweeps:
+        raise UsageError(
+            f'Unknown lab sweep "{_shown(sweep)}". Known: {_known(list(lab.sweeps))}.', usage
+        )
+    return RerunRequest(run, seeds, count, sweep)
+
+
+def parse_compare(
+    args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
+) -> CompareRequest:
+    """Parse `/compare <run> <run> [metric]`."""
+    usage = COMPARE_USAGE
+    if len(args) < 2:
+        raise UsageError("Name two runs." if args else "Say which two runs.", usage)
+    if len(args) > 3:
+        raise UsageError("Compare two runs by at most one metric.", usage)
+    first = _run_arg(args[0], lab, default_project, usage)
+    second = _run_arg(args[1], lab, default_project, usage)
+    if first == second:
+        raise UsageError("That is the same run twice; name two runs.", usage)
+    metric = args[2] if len(args) == 3 else None
+    if metric is not None and not _METRIC.match(metric):
+        raise UsageError(f'"{_shown(metric)}" is not a metric name.', usage)
+    return CompareRequest(first, second, metric)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -311,16 +311,24 @@ def render_sweep_stop_prompt(path: str, ui_url: str, ttl_s: float) -> tuple[str,
 
 
 def render_run_choices(
-    name: str, runs: Sequence[RunSnapshot], action: str, now: datetime
+    name: str,
+    runs: Sequence[RunSnapshot],
+    action: str,
+    now: datetime,
+    target: Callable[[RunSnapshot], str] | None = None,
 ) -> tuple[str, Buttons]:
-    """Render the runs that share a display name, one button each, newest first."""
+    """Render the runs that share a display name, one button each, newest first.
+
+    Each button's target is the run's path, or what `target` makes of the run (a command
+    with more arguments keeps them).
+    """
     text = f'{len(runs)} runs are called "{esc(truncate(name, NAME_LIMIT))}"; which one?'
     rows = tuple(
         (
             Button(
                 f"{run.id} · {run.state} · {fmt_duration((now - run.created_at).total_seconds())} ago",
                 action,
-                run.path,
+                target(run) if target else run.path,
             ),
         )
         for run in runs
