@@ -17,7 +17,7 @@ from handlers.common import default_project
 async def best_command(update: Update, context: CustomContext) -> None:
     """Answer with the best run of a project or sweep, with Config and Plot buttons."""
     services = context.services
-    request = parse_best(context.arguments, services.lab)
+    request = parse_best(context.arguments, services.lab, default_project=default_project(context))
     services.scope.check(request.entity, request.project)
     found = await services.insight.best(request, context.chat_id)
     if found.answer is None:

@@ -203,6 +203,11 @@ def test_parse_best_accepts(args, expected):
     assert parse_best(args, LAB) == expected
 
 
+def test_parse_best_without_arguments_means_the_chats_only_project():
+    assert parse_best([], LAB, default_project="wine") == parse_best(["wine"], LAB)
+    assert parse_best(["other"], LAB, default_project="wine").project == "other"
+
+
 @pytest.mark.parametrize(
     ("args", "reason_part"),
     [

@@ -143,6 +143,9 @@ async def test_odd_runs_render_within_limits_in_best_config_runs_and_notificatio
         assert best.html is not None and utf16_len(best.text or "") <= TELEGRAM_TEXT_LIMIT
         assert "edgebest" in best.html and "0.9100" in best.html and "0.8800" in best.html
         assert "<script>" not in best.html
+        # The lab chat watches one project: /best alone means it.
+        alone = await h.reply_to("/best")
+        assert alone.html == best.html
 
         before = len(h.telegram.bot_messages(LAB_CHAT))
         h.telegram.press(LAB_CHAT, best.message_id, button_text="Config", user_id=ADMIN)

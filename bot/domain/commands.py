@@ -503,13 +503,18 @@ def _looks_like_project(text: str, lab: LabConfig) -> bool:
     return any(text in (p, p.rpartition("/")[2]) for chat in lab.chats for p in chat.projects)
 
 
-def parse_best(args: Sequence[str], lab: LabConfig) -> BestRequest:
+def parse_best(
+    args: Sequence[str], lab: LabConfig, *, default_project: str | None = None
+) -> BestRequest:
     """Parse `/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metric] [min|max]`.
 
     A bare word is a project when the lab knows it as one; otherwise an 8-ish character
-    lowercase id is taken for a sweep id (its project left for the caller to find).
+    lowercase id is taken for a sweep id (its project left for the caller to find). With
+    no arguments, a chat of one project means that project.
     """
     usage = BEST_USAGE
+    if not args and default_project:
+        args = [default_project]
     if not args:
         raise UsageError("Say which project or sweep.", usage)
     if len(args) > 3:
