@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     watermark_overlap: float = Field(default=120.0, ge=0, alias="WTB_WATERMARK_OVERLAP")
     wandb_timeout: float = Field(default=20.0, gt=0, alias="WTB_WANDB_TIMEOUT")
     wandb_concurrency: int = Field(default=4, ge=1, le=32, alias="WTB_WANDB_CONCURRENCY")
-    wandb_batch_size: int = Field(default=20, ge=1, le=100, alias="WTB_WANDB_BATCH_SIZE")
+    wandb_batch_size: int = Field(default=25, ge=1, le=100, alias="WTB_WANDB_BATCH_SIZE")
     stall_floor: float = Field(default=600.0, gt=0, alias="WTB_STALL_FLOOR")
     stall_factor: float = Field(default=10.0, gt=1, alias="WTB_STALL_FACTOR")
     delivery_interval: float = Field(default=1.0, gt=0, alias="WTB_DELIVERY_INTERVAL")

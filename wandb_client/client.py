@@ -148,7 +148,7 @@ class WandbSession:
         timeout: float = 30.0,
         concurrency: int = 4,
         subprocess_env: Mapping[str, str] | None = None,
-        batch_size: int = 20,
+        batch_size: int = 25,
         margin: float = TIMEOUT_MARGIN_S,
     ) -> None:
         """Keep the settings; the SDK is built on first use, in a worker thread.
