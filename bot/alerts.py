@@ -47,10 +47,16 @@ class AlertSource(Protocol):
     ) -> list[RunSnapshot]: ...
 
 
-def to_item(note: AlertNote) -> OutboxItem:
-    """Turn an alert note into an outbox row."""
+def to_item(note: AlertNote, topic: str | None = None) -> OutboxItem:
+    """Turn an alert note about project `topic` (`entity/project`) into an outbox row."""
     return OutboxItem(
-        note.chat_id, note.dedupe_key, note.kind, note.text, note.buttons, reply_to=note.reply_to
+        note.chat_id,
+        note.dedupe_key,
+        note.kind,
+        note.text,
+        note.buttons,
+        reply_to=note.reply_to,
+        topic=topic,
     )
 
 
@@ -100,7 +106,7 @@ class AlertService:
             entity,
             project,
             {key: state.to_dict() for key, state in states.items()},
-            [to_item(note) for note in notes],
+            [to_item(note, f"{entity}/{project}") for note in notes],
             now,
         )
         if ids:

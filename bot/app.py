@@ -47,6 +47,7 @@ from bot.services import (
 )
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
+from bot.topics import TopicService
 from config import LabConfig, LabFileError, Settings
 from handlers.access import Gate
 from handlers.common import report_error
@@ -116,6 +117,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
     )
     store = Store(settings.db_path)
     wandb = build_wandb_client(settings, lab)
+    topics = TopicService(store, application.bot, lab, clock)
     delivery = Delivery(
         store,
         application.bot,
@@ -125,7 +127,10 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         max_age=settings.delivery_max_age,
         send_timeout=settings.send_timeout,
         max_backoff=settings.delivery_max_backoff,
+        topics=topics,
     )
+    # A chat told that it cannot have topics hears it at once.
+    topics.on_enqueued = delivery.wake
     monitor = Monitor(
         store,
         wandb,
@@ -167,6 +172,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         delivery=delivery,
         bot=application.bot,
         clock=clock,
+        topics=topics,
     )
     health = None
     if settings.http_port is not None:

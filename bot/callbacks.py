@@ -90,6 +90,7 @@ def to_outbox(notification: Notification) -> OutboxItem:
         text=notification.text,
         buttons=notification.buttons,
         run_keys=notification.run_keys,
+        topic=notification.topic,
     )
 
 

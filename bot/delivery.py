@@ -17,6 +17,7 @@ from bot.callbacks import keyboard
 from bot.domain.format import TELEGRAM_CAPTION_LIMIT, esc, fmt_duration, utf16_len
 from bot.domain.pacing import Pacer, SendLimits
 from bot.store import OutboxItem, OutboxRow, Store
+from bot.topics import NoTopics, Topics
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,11 @@ class Delivery:
         warn_after: float = 60.0,
         concurrency: int = 32,
         limits: SendLimits | None = None,
+        topics: Topics | None = None,
     ) -> None:
         self._store = store
         self._bot = bot
+        self._topics = topics or NoTopics()
         self._clock = clock
         self._admins = tuple(admins)
         self._idle_wait = idle_wait
@@ -253,8 +256,13 @@ class Delivery:
             self._expire(row)
             return False
         try:
-            message = await deliver_row(
-                self._bot, self._store, row, now, self._send_timeout, row.thread_id
+            message = await self._topics.send(
+                row.chat_id,
+                row.topic,
+                row.thread_id,
+                lambda thread: deliver_row(
+                    self._bot, self._store, row, now, self._send_timeout, thread
+                ),
             )
         except RetryAfter as exc:
             self._rate_limited(row, exc, self._clock())

@@ -17,6 +17,7 @@ from bot.domain.events import RunMemory
 from bot.domain.format import STATE_MARKERS, esc, truncate
 from bot.domain.keys import ProjectKey, SweepKey
 from bot.domain.notify import subscribed_projects
+from bot.domain.topics import digest_thread
 from bot.store import OutboxItem, Store
 from config import LabConfig
 from config.lab import DigestConfig
@@ -208,23 +209,27 @@ class DigestService:
         """Return the chat's time zone: its own, its digest's, the lab's, else UTC."""
         return ZoneInfo(self._lab.chat_zone(chat_id))
 
-    async def send(self, chat_id: int, *, record: bool) -> Digest:
+    async def send(self, chat_id: int, *, record: bool, thread_id: int | None = None) -> Digest:
         """Build a chat's digest, queue its message and chart, and (scheduled) close the window.
 
         A `/digest` on demand (`record=False`) is a look, not a digest of its own: it does not
-        move the start of the next scheduled one.
+        move the start of the next scheduled one, and goes to the topic it was asked in
+        (`thread_id`); a scheduled one goes to the lab file's digest topic, else General.
         """
+        thread = thread_id if not record else digest_thread(self._lab, chat_id)
         now = self._clock()
         digest = await self.build(chat_id, now)
         text = render_digest(digest, self.timezone(chat_id))
         window = f"{digest.since:%Y%m%dT%H%M%S}-{now:%Y%m%dT%H%M%S}"
         # An on-demand look is its own message even when asked twice within a second.
         key = f"digest:{chat_id}:{window}" + ("" if record else f":now{now:%f}")
-        items = [OutboxItem(chat_id, key, "digest", text)]
+        items = [OutboxItem(chat_id, key, "digest", text, thread_id=thread)]
         if not digest.empty:
             png = await asyncio.to_thread(draw_digest, digest)
             caption = f"{STATE_MARKERS['digest']} {esc(truncate(digest.chat_title, 60))}: runs per project"
-            items.append(OutboxItem(chat_id, f"{key}:chart", "digest", caption, photo=png))
+            items.append(
+                OutboxItem(chat_id, f"{key}:chart", "digest", caption, photo=png, thread_id=thread)
+            )
         self._store.outbox.enqueue(items, now)
         if record:
             self._store.digests.record(chat_id, now, digest.best_values())

@@ -70,7 +70,7 @@ class StatusService:
                 )
             )
         health = self._wandb.health
-        return render_status(
+        text = render_status(
             projects,
             now=self._clock(),
             outbox_depth=self._store.outbox.counts()["pending"],
@@ -80,6 +80,8 @@ class StatusService:
             agents=len(self._store.agents.all(live_only=True)),
             tz=ZoneInfo(self._lab.chat_zone(chat_id)),
         )
+        problem = self._store.topics.problem(chat_id)
+        return text if problem is None else f"{text}\n⚠️ topics: {problem}"
 
     def _running(self, entity: str, project: str) -> int:
         memory = self._store.runs.memory(entity, project)
@@ -243,6 +245,12 @@ class CustomContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         """Return the id of the chat the update came from (0 when none)."""
         chat = self._update.effective_chat if self._update else None
         return chat.id if chat else 0
+
+    @property
+    def thread_id(self) -> int | None:
+        """Return the forum topic the command was typed in (or the pressed button is in)."""
+        message = self._update.effective_message if self._update else None
+        return message.message_thread_id if message and message.is_topic_message else None
 
     @property
     def chat_type(self) -> str:

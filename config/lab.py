@@ -41,6 +41,8 @@ class DigestConfig(_Model):
 
     cron: str
     timezone: str = "UTC"
+    #: The forum topic (message_thread_id) the digest goes to; default the General topic.
+    topic: int | None = Field(default=None, gt=0)
 
     @field_validator("cron")
     @classmethod
@@ -70,12 +72,27 @@ def check_zone(value: str) -> str:
     return value
 
 
+class ChatProject(_Model):
+    """A `projects:` item written as a mapping: the project and its forum topic."""
+
+    name: str
+    topic: int | None = Field(default=None, gt=0)
+
+
+TopicsMode = Literal["auto", "off"]
+
+
 class ChatConfig(_Model):
     """One Telegram chat of the lab and what it hears about."""
 
     id: int
     name: str = ""
     projects: tuple[str, ...] = ()
+    #: `auto`: the bot opens one forum topic per project on first use (the chat must be a
+    #: forum and the bot may manage topics); a project's own `topic` comes first.
+    topics: TopicsMode = "off"
+    #: Each project's forum topic, from `projects:` items written `{name: P, topic: N}`.
+    project_topics: dict[str, int] = Field(default_factory=dict, exclude=True)
     events: tuple[EventKind, ...] = ALL_EVENTS
     digest: DigestConfig | None = None
     # Times this chat reads (notifications, /status, digests); else the digest's, else the lab's.
@@ -85,6 +102,39 @@ class ChatConfig(_Model):
     @classmethod
     def _check_chat_tz(cls, value: str | None) -> str | None:
         return None if value is None else check_zone(value)
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _read_yaml_switch(cls, value: Any) -> Any:
+        # YAML reads a bare `off` (and `on`) as a boolean.
+        return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_project_topics(cls, data: Any) -> Any:
+        """Read `projects:` items that are a name or `{name, topic}` into names and topics."""
+        if not isinstance(data, dict):
+            return data
+        if "project_topics" in data:
+            raise ValueError("project_topics: give each project's topic as {name: P, topic: N}")
+        if not isinstance(data.get("projects"), list | tuple):
+            return data
+        names: list[Any] = []
+        topics: dict[str, int] = {}
+        for index, item in enumerate(data["projects"]):
+            if not isinstance(item, dict):
+                names.append(item)
+                continue
+            try:
+                project = ChatProject.model_validate(item)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(part) for part in err["loc"])
+                raise ValueError(f"projects[{index}].{where}: {err['msg']}") from None
+            names.append(project.name)
+            if project.topic is not None:
+                topics[project.name] = project.topic
+        return {**data, "projects": names, "project_topics": topics}
 
     @field_validator("projects")
     @classmethod

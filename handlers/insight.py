@@ -48,14 +48,16 @@ async def plot_command(update: Update, context: CustomContext) -> None:
             return
         request = PlotRequest(RunRef(found.entity, found.project, found.id), request.metrics)
     # Fetching history and drawing take a moment: the chat shows "sending a photo…".
-    await context.bot.send_chat_action(context.chat_id, ChatAction.UPLOAD_PHOTO)
+    await context.bot.send_chat_action(
+        context.chat_id, ChatAction.UPLOAD_PHOTO, message_thread_id=context.thread_id
+    )
     chart = await services.insight.plot(request, context.chat_id)
     await context.reply_photo(chart.png, chart.caption)
 
 
 async def digest_command(update: Update, context: CustomContext) -> None:
     """Post this chat's digest now, without moving the window of the scheduled one."""
-    await context.services.digests.send(context.chat_id, record=False)
+    await context.services.digests.send(context.chat_id, record=False, thread_id=context.thread_id)
 
 
 async def config_pressed(context: CustomContext, record: CallbackRecord) -> None:
@@ -66,7 +68,8 @@ async def config_pressed(context: CustomContext, record: CallbackRecord) -> None
     now = context.now
     stem = f"config:{context.chat_id}:{record.token}:{now:%Y%m%dT%H%M%S.%f}"
     items = [
-        OutboxItem(context.chat_id, f"{stem}:{i}", "config", text) for i, text in enumerate(texts)
+        OutboxItem(context.chat_id, f"{stem}:{i}", "config", text, thread_id=context.thread_id)
+        for i, text in enumerate(texts)
     ]
     services.store.outbox.enqueue(items, now)
     services.delivery.wake()

@@ -82,7 +82,9 @@ async def _apply(context: CustomContext, ref: SweepRef, action: SweepAction) -> 
 
 async def _start(context: CustomContext, request: SweepStart) -> None:
     services = context.services
-    started = await services.sweeps.start(request, chat_id=context.chat_id, user_id=context.user_id)
+    started = await services.sweeps.start(
+        request, chat_id=context.chat_id, user_id=context.user_id, thread_id=context.thread_id
+    )
     await _started(context, started)
 
 
@@ -186,7 +188,11 @@ async def _derive_yes(context: CustomContext, record: CallbackRecord, kind: Deri
     services = context.services
     try:
         started = await services.sweeps.start_derived(
-            record.target, kind, chat_id=context.chat_id, user_id=context.user_id
+            record.target,
+            kind,
+            chat_id=context.chat_id,
+            user_id=context.user_id,
+            thread_id=context.thread_id,
         )
     except (WandbError, SweepError):
         services.store.callbacks.reopen(record.token, prompt)

@@ -180,7 +180,9 @@ class FakeBot:
         self.edits: list[str] = []
         self.flood: float | None = None
 
-    async def send_message(self, chat_id: int, text: str, *, reply_markup: Any = None) -> Any:
+    async def send_message(
+        self, chat_id: int, text: str, *, reply_markup: Any = None, message_thread_id: Any = None
+    ) -> Any:
         self.sent.append(text)
         return SentMessage(100 + len(self.sent))
 

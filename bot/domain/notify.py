@@ -26,6 +26,8 @@ class Notification:
     buttons: Buttons
     run_keys: tuple[str, ...]
     kind: str
+    #: The project it is about (`entity/project`): a forum chat's topic for it gets it.
+    topic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +116,9 @@ def notifications_for(
             run = event.run
             if event.kind in sub.kinds and f"{run.entity}/{run.project}" in sub.projects:
                 groups.setdefault((run.entity, run.project, run.sweep), []).append(event)
-        for (_entity, project, _sweep), group in groups.items():
+        for (entity, project, _sweep), group in groups.items():
             settings = lab.project(project)
+            path = f"{entity}/{project}"
             if len(group) >= max(1, burst_threshold):
                 keys = tuple(e.dedupe_key for e in group)
                 stem = f"{sub.chat_id}:burst:{_short_hash(keys)}"
@@ -124,7 +127,9 @@ def notifications_for(
                     # or they would count as already told once the first is written.
                     covers = keys if index == 0 else ()
                     out.append(
-                        Notification(sub.chat_id, f"{stem}:{index}", text, (), covers, "burst")
+                        Notification(
+                            sub.chat_id, f"{stem}:{index}", text, (), covers, "burst", path
+                        )
                     )
                 continue
             for event in group:
@@ -138,6 +143,7 @@ def notifications_for(
                         buttons=buttons,
                         run_keys=(event.dedupe_key,),
                         kind=event.kind,
+                        topic=path,
                     )
                 )
     return out

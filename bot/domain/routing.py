@@ -80,6 +80,7 @@ def _confirmations(events: Iterable[RunEvent], data: RoutingData) -> list[Notifi
                     buttons=(),
                     run_keys=(event.dedupe_key,),
                     kind="stop-confirmed",
+                    topic=f"{event.run.entity}/{event.run.project}",
                 )
             )
     return out

@@ -22,6 +22,7 @@ from bot.store.records import (
 )
 from bot.store.runs import RunRepository
 from bot.store.sweeps import AgentRepository, SweepRepository
+from bot.store.topics import TopicRepository
 
 __all__ = [
     "MIGRATIONS",
@@ -42,6 +43,7 @@ __all__ = [
     "Store",
     "SweepRecord",
     "SweepRepository",
+    "TopicRepository",
 ]
 
 
@@ -59,6 +61,7 @@ class Store:
         self.sweeps = SweepRepository(self.db)
         self.agents = AgentRepository(self.db)
         self.alerts = AlertRepository(self.db)
+        self.topics = TopicRepository(self.db)
 
     @property
     def schema_version(self) -> int:

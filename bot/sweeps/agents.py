@@ -19,7 +19,14 @@ from bot.domain.launchers import (
     place_text,
 )
 from bot.store import AgentRecord, OutboxItem, Store
-from bot.sweeps.common import LOG_TAIL_LINES, SweepSource, Tasks, gpus_text, read_progress
+from bot.sweeps.common import (
+    LOG_TAIL_LINES,
+    SweepSource,
+    Tasks,
+    gpus_text,
+    read_progress,
+    sweep_topic,
+)
 from bot.sweeps.launchers import LauncherRegistry
 from wandb_client.agents import tail_log
 from wandb_client.errors import AgentError, WandbError
@@ -224,7 +231,17 @@ class AgentWatch:
         )
         # Enqueue before recording the end: a crash in between repeats nothing (same key).
         self._store.outbox.enqueue(
-            [OutboxItem(sweep.chat_id, f"agent-exit:{record.id}", "agent-exit", text)], now
+            [
+                OutboxItem(
+                    sweep.chat_id,
+                    f"agent-exit:{record.id}",
+                    "agent-exit",
+                    text,
+                    thread_id=sweep.thread_id,
+                    topic=sweep_topic(sweep.path),
+                )
+            ],
+            now,
         )
         self._store.agents.end(record.id, end.code, now)
         self._delivery.wake()

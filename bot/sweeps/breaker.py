@@ -13,7 +13,7 @@ from bot.domain.events import RunEvent
 from bot.domain.sweeps import crash_loop
 from bot.store import OutboxItem, Store, SweepRecord
 from bot.sweeps.agents import AgentWatch
-from bot.sweeps.common import SweepSource, Tasks, split_path
+from bot.sweeps.common import SweepSource, Tasks, split_path, sweep_topic
 from config.lab import CrashLoopConfig
 from wandb_client.errors import WandbError
 from wandb_client.models import RunSnapshot
@@ -84,7 +84,15 @@ class CrashLoopBreaker:
             error=error,
             ui_url=self._wandb.ui_url,
         )
-        item = OutboxItem(sweep.chat_id, f"crash-loop:{path}", "crash-loop", text, buttons)
+        item = OutboxItem(
+            sweep.chat_id,
+            f"crash-loop:{path}",
+            "crash-loop",
+            text,
+            buttons,
+            thread_id=sweep.thread_id,
+            topic=sweep_topic(path),
+        )
         self._store.outbox.enqueue([item], self._clock())
         self._delivery.wake()
         await self._agents.stop_all(path)

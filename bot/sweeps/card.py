@@ -16,7 +16,8 @@ from bot.domain.control import last_error
 from bot.domain.render import Buttons, render_sweep_card
 from bot.domain.sweeps import SweepPhase, agents_gave_up, sweep_phase
 from bot.store import Store, SweepRecord
-from bot.sweeps.common import SweepSource, Tasks, read_progress
+from bot.sweeps.common import SweepSource, Tasks, read_progress, sweep_topic
+from bot.topics import NoTopics, Topics
 from wandb_client.errors import WandbError
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,12 @@ class CardBot(Protocol):
     """The two Bot API calls a card needs (the real one is `telegram.Bot`)."""
 
     async def send_message(
-        self, chat_id: int, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        message_thread_id: int | None = None,
     ) -> Message:
         """Send a message."""
         ...
@@ -119,8 +125,10 @@ class SweepCards:
         interval_s: float,
         agents: AgentFacts,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        topics: Topics | None = None,
     ) -> None:
         """Keep the collaborators; `sleep` is injected so tests run on a fake clock."""
+        self._topics = topics or NoTopics()
         self._store = store
         self._wandb = wandb
         self._bot = bot
@@ -246,7 +254,15 @@ class SweepCards:
         self._pacer.attempted(sweep.path)
         try:
             if sweep.card_message_id is None:
-                message = await self._bot.send_message(sweep.chat_id, text, reply_markup=markup)
+                # Edits need no thread: the card stays in the topic it was sent to.
+                message = await self._topics.send(
+                    sweep.chat_id,
+                    sweep_topic(sweep.path),
+                    sweep.thread_id,
+                    lambda thread: self._bot.send_message(
+                        sweep.chat_id, text, reply_markup=markup, message_thread_id=thread
+                    ),
+                )
                 self._store.sweeps.update(
                     sweep.path, card_message_id=message.message_id, card_text=text
                 )

@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 40
 
 
+def sweep_topic(path: str) -> str:
+    """Return what a sweep's messages are about, for a forum chat's topics: its project."""
+    key = SweepKey.parse(path)
+    return f"{key.entity}/{key.project}"
+
+
 class SweepError(Exception):
     """A sweep cannot be started or found; the message is one line for the chat."""
 

@@ -13,7 +13,7 @@ from bot.domain.importance import Importance, parameter_importance
 from bot.domain.sweep_report import SweepEnd, failure_reasons, param_value, render_sweep_end
 from bot.domain.sweeps import agents_gave_up, sweep_phase
 from bot.store import OutboxItem, Store
-from bot.sweeps.common import SweepSource, split_path
+from bot.sweeps.common import SweepSource, split_path, sweep_topic
 from wandb_client.errors import WandbError
 from wandb_client.models import RunSnapshot
 
@@ -131,6 +131,15 @@ class SweepReporter:
             log.exception("importance chart of %s failed; the end message goes without it", path)
             photo = None
         key = f"sweep-end:{path}:{sweep.finished_at.isoformat()}"
-        item = OutboxItem(sweep.chat_id, key, "sweep-end", text, buttons, photo)
+        item = OutboxItem(
+            sweep.chat_id,
+            key,
+            "sweep-end",
+            text,
+            buttons,
+            photo,
+            thread_id=sweep.thread_id,
+            topic=sweep_topic(path),
+        )
         self._store.outbox.enqueue([item], self._clock())
         self._delivery.wake()

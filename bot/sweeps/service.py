@@ -25,6 +25,7 @@ from bot.sweeps.launchers import LauncherRegistry
 from bot.sweeps.report import SweepReporter
 from bot.sweeps.setup import agent_env, launch_request, new_record, parse_gpus, read_sweep_config
 from bot.sweeps.status import resolve_ref, sweep_view
+from bot.topics import Topics
 from config import LabConfig, Settings
 from config.lab import SweepDef
 from wandb_client.errors import AgentError
@@ -70,6 +71,7 @@ class SweepService:
         delivery: Delivery,
         bot: CardBot,
         clock: Callable[[], datetime],
+        topics: Topics | None = None,
     ) -> None:
         """Build the parts; nothing runs until `resume` or `start`."""
         self._settings = settings
@@ -105,6 +107,7 @@ class SweepService:
             tasks=self._tasks,
             interval_s=settings.card_edit_interval,
             agents=self.agents,
+            topics=topics,
         )
         self.breaker = CrashLoopBreaker(
             policy=lab.crash_loop,
@@ -119,7 +122,12 @@ class SweepService:
     # -- starting ------------------------------------------------------------------------
 
     async def start(
-        self, request: SweepStart, *, chat_id: int, user_id: int | None
+        self,
+        request: SweepStart,
+        *,
+        chat_id: int,
+        user_id: int | None,
+        thread_id: int | None = None,
     ) -> StartedSweep:
         """Create (or join) the sweep on W&B and start its agents in the sweep's workdir."""
         definition = self._lab.sweeps[request.name]
@@ -139,7 +147,16 @@ class SweepService:
             sweep_id = await self._wandb.create_sweep(config, request.entity, request.project)
             path = f"{request.entity}/{request.project}/{sweep_id}"
         self._store.sweeps.add(
-            new_record(path, request, target, chat_id, user_id, definition.launcher, self._clock())
+            new_record(
+                path,
+                request,
+                target,
+                chat_id,
+                user_id,
+                definition.launcher,
+                self._clock(),
+                thread_id,
+            )
         )
         # The sweep's runs must be polled even when no chat watches its project.
         self._polls.ensure(request.entity, request.project)
@@ -194,7 +211,13 @@ class SweepService:
         return await derive(self._store, self._wandb, self._lab, path, kind)
 
     async def start_derived(
-        self, origin: str, kind: DeriveKind, *, chat_id: int, user_id: int | None
+        self,
+        origin: str,
+        kind: DeriveKind,
+        *,
+        chat_id: int,
+        user_id: int | None,
+        thread_id: int | None = None,
     ) -> StartedSweep:
         """Create the derived sweep on W&B and run it like its origin (same lab entry)."""
         record = self._store.sweeps.get(origin)
@@ -207,7 +230,16 @@ class SweepService:
         path = f"{entity}/{project}/{sweep_id}"
         request = SweepStart(record.name, count, record.agents, (), project, entity)
         self._store.sweeps.add(
-            new_record(path, request, count, chat_id, user_id, definition.launcher, self._clock())
+            new_record(
+                path,
+                request,
+                count,
+                chat_id,
+                user_id,
+                definition.launcher,
+                self._clock(),
+                thread_id,
+            )
         )
         self._polls.ensure(entity, project)
         gpus = parse_gpus(record.gpus)

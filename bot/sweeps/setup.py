@@ -85,8 +85,9 @@ def new_record(
     user_id: int | None,
     launcher: str,
     now: datetime,
+    thread_id: int | None = None,
 ) -> SweepRecord:
-    """Return the store's record of a sweep just started from a chat."""
+    """Return the store's record of a sweep just started from a chat (and forum topic)."""
     return SweepRecord(
         path=path,
         name=request.name,
@@ -102,4 +103,5 @@ def new_record(
         failures=(),
         breaker_tripped=False,
         launcher=launcher,
+        thread_id=thread_id,
     )

@@ -1,0 +1,136 @@
+"""Forum topics end to end: real bot, local servers, real training runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import ENTITY, LAB_CHAT, PROJECT, Harness, lab_data, with_agent_env
+from tests.servers.telegram import ChatMessage
+
+pytestmark = pytest.mark.slow
+
+PROD = "wine-quality-prod"
+
+
+async def start(tmp_path: Path, *, forum: bool = True) -> Harness:
+    """Start the servers and make the lab chat a forum (or not); the bot starts later."""
+    h = Harness(tmp_path)
+    await h.start_servers()
+    h.telegram.add_chat(LAB_CHAT, is_forum=forum)
+    return h
+
+
+async def start_bot(h: Harness, chat: dict[str, Any]) -> None:
+    """Start the bot with a lab file whose lab chat is `chat`."""
+    data = lab_data()
+    data["chats"] = [{"id": LAB_CHAT, "name": "ml-alerts", **chat}]
+    h.lab_path.write_text(yaml.safe_dump(with_agent_env(data, h.tmp / "agent-sdk")))
+    await h.start_bot()
+
+
+async def stop(h: Harness) -> None:
+    await h.__aexit__(None, None, None)
+
+
+def polled(h: Harness, *projects: str) -> bool:
+    assert h.application is not None
+    runs = h.application.bot_data.services.store.runs
+    return all(runs.project_state(ENTITY, p).baseline_done for p in projects)
+
+
+def topic_named(h: Harness, name: str) -> int:
+    return next(t.message_thread_id for t in h.telegram.topics(LAB_CHAT) if t.name == name)
+
+
+def creations(h: Harness) -> int:
+    return [method for method, _ in h.telegram.calls].count("createForumTopic")
+
+
+async def reply_in(h: Harness, text: str, thread: int | None) -> ChatMessage:
+    """Type a command in a topic and return the bot's first message after it."""
+    before = len(h.telegram.bot_messages(LAB_CHAT))
+    h.telegram.user_sends(LAB_CHAT, text, user_id=1001, message_thread_id=thread)
+    msgs = await h.telegram.wait_for_messages(LAB_CHAT, count=before + 1, timeout=30)
+    return msgs[before]
+
+
+async def test_each_project_in_its_topic_once_across_a_restart_and_commands_answered_there(
+    tmp_path: Path,
+) -> None:
+    h = await start(tmp_path)
+    try:
+        dev = h.telegram.open_topic(LAB_CHAT, "wine dev").message_thread_id
+        chat = {"projects": [{"name": PROJECT, "topic": dev}, PROD], "topics": "auto"}
+        await start_bot(h, chat)
+        await h.wait_until(lambda: polled(h, PROJECT, PROD), what="baseline")
+        assert await h.train_to_end("--epochs", "2", "--seed", "1") == 0
+        assert await h.train_to_end("--epochs", "2", "--seed", "2", project=PROD) == 0
+        in_dev = await h.wait_for_text(lambda t: t.startswith("✅ finished") and PROJECT in t)
+        in_prod = await h.wait_for_text(lambda t: t.startswith("✅ finished") and PROD in t)
+        prod = topic_named(h, PROD)
+        assert (in_dev.message_thread_id, in_prod.message_thread_id) == (dev, prod)
+        assert creations(h) == 1
+
+        # A command asked in a topic is answered there; so is a button of a message there.
+        status = await reply_in(h, "/status", prod)
+        assert status.message_thread_id == prod and PROD in (status.text or "")
+        general = await reply_in(h, "/status", None)
+        assert general.message_thread_id is None
+        before = len(h.telegram.bot_messages(LAB_CHAT))
+        h.telegram.press(LAB_CHAT, in_dev.message_id, button_text="Config", user_id=1001)
+        [config, *_] = (await h.telegram.wait_for_messages(LAB_CHAT, count=before + 1))[before:]
+        assert config.message_thread_id == dev and "n_estimators" in (config.text or "")
+        run_id = next(r["name"] for r in h.wb.list_runs(ENTITY, PROD))
+        chart = await reply_in(h, f"/plot {PROD}/{run_id}", prod)
+        assert chart.photo is not None and chart.message_thread_id == prod
+
+        # After a restart the project's topic is the one already opened.
+        await h.stop_bot()
+        await start_bot(h, chat)
+        await h.end_seeded_run("after-restart", "failed", project=PROD)
+        again = await h.wait_for_text("after-restart")
+        assert again.message_thread_id == prod
+        assert creations(h) == 1 and len(h.telegram.topics(LAB_CHAT)) == 2
+    finally:
+        await stop(h)
+
+
+async def test_a_deleted_topic_is_opened_again_and_the_message_delivered(tmp_path: Path) -> None:
+    h = await start(tmp_path)
+    try:
+        await start_bot(h, {"projects": [PROJECT], "topics": "auto"})
+        await h.wait_until(lambda: polled(h, PROJECT), what="baseline")
+        await h.end_seeded_run("first-run")
+        first = await h.wait_for_text("first-run")
+        assert first.message_thread_id == topic_named(h, PROJECT)
+        h.telegram.delete_topic(LAB_CHAT, first.message_thread_id)
+        await h.end_seeded_run("second-run", "failed")
+        second = await h.wait_for_text("second-run")
+        assert second.message_thread_id == topic_named(h, PROJECT) != first.message_thread_id
+        assert creations(h) == 2
+        assert not any("topics" in t for t in h.texts())  # nothing to tell: it is fixed
+    finally:
+        await stop(h)
+
+
+async def test_a_chat_that_is_not_a_forum_gets_its_messages_and_is_told_once(
+    tmp_path: Path,
+) -> None:
+    h = await start(tmp_path, forum=False)
+    try:
+        await start_bot(h, {"projects": [PROJECT], "topics": "auto"})
+        await h.wait_until(lambda: polled(h, PROJECT), what="baseline")
+        for name in ("plain-one", "plain-two"):
+            await h.end_seeded_run(name)
+            message = await h.wait_for_text(name)
+            assert message.message_thread_id is None
+        told = [t for t in h.texts() if t.startswith("⚠️ topics")]
+        assert len(told) == 1 and "not a forum" in told[0], h.texts()
+        status = await reply_in(h, "/status", None)
+        assert "⚠️ topics: this chat is not a forum" in (status.text or "")
+    finally:
+        await stop(h)
