@@ -44,7 +44,9 @@ async def _compare(context: CustomContext, request: CompareRequest) -> None:
             await context.reply(text, buttons=buttons)
             return
     first, second = (r for r in found if not isinstance(r, tuple))
-    await context.bot.send_chat_action(context.chat_id, ChatAction.UPLOAD_PHOTO)
+    await context.bot.send_chat_action(
+        context.chat_id, ChatAction.UPLOAD_PHOTO, message_thread_id=context.thread_id
+    )
     chart = await compare_runs(
         services.wandb, services.lab, (first, second), request.metric, services.wandb.ui_url
     )
