@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import ENTITY, LAB_CHAT, PROJECT, Harness, lab_data, with_agent_env
+from bot.services import Services
+from tests.harness import ADMIN, ENTITY, LAB_CHAT, PROJECT, Harness, lab_data, with_agent_env
 from tests.servers.telegram import ChatMessage
 
 pytestmark = pytest.mark.slow
@@ -36,9 +37,13 @@ async def stop(h: Harness) -> None:
     await h.__aexit__(None, None, None)
 
 
-def polled(h: Harness, *projects: str) -> bool:
+def services(h: Harness) -> Services:
     assert h.application is not None
-    runs = h.application.bot_data.services.store.runs
+    return h.application.bot_data.services
+
+
+def polled(h: Harness, *projects: str) -> bool:
+    runs = services(h).store.runs
     return all(runs.project_state(ENTITY, p).baseline_done for p in projects)
 
 
@@ -51,9 +56,9 @@ def creations(h: Harness) -> int:
 
 
 async def reply_in(h: Harness, text: str, thread: int | None) -> ChatMessage:
-    """Type a command in a topic and return the bot's first message after it."""
+    """Type a command in a topic as an admin and return the bot's first message after it."""
     before = len(h.telegram.bot_messages(LAB_CHAT))
-    h.telegram.user_sends(LAB_CHAT, text, user_id=1001, message_thread_id=thread)
+    h.telegram.user_sends(LAB_CHAT, text, user_id=ADMIN, message_thread_id=thread)
     msgs = await h.telegram.wait_for_messages(LAB_CHAT, count=before + 1, timeout=30)
     return msgs[before]
 
@@ -64,7 +69,11 @@ async def test_each_project_in_its_topic_once_across_a_restart_and_commands_answ
     h = await start(tmp_path)
     try:
         dev = h.telegram.open_topic(LAB_CHAT, "wine dev").message_thread_id
-        chat = {"projects": [{"name": PROJECT, "topic": dev}, PROD], "topics": "auto"}
+        chat = {
+            "projects": [{"name": PROJECT, "topic": dev}, PROD],
+            "topics": "auto",
+            "digest": {"cron": "0 9 * * *", "topic": dev},
+        }
         await start_bot(h, chat)
         await h.wait_until(lambda: polled(h, PROJECT, PROD), what="baseline")
         assert await h.train_to_end("--epochs", "2", "--seed", "1") == 0
@@ -81,12 +90,22 @@ async def test_each_project_in_its_topic_once_across_a_restart_and_commands_answ
         general = await reply_in(h, "/status", None)
         assert general.message_thread_id is None
         before = len(h.telegram.bot_messages(LAB_CHAT))
-        h.telegram.press(LAB_CHAT, in_dev.message_id, button_text="Config", user_id=1001)
+        h.telegram.press(LAB_CHAT, in_dev.message_id, button_text="Config", user_id=ADMIN)
         [config, *_] = (await h.telegram.wait_for_messages(LAB_CHAT, count=before + 1))[before:]
         assert config.message_thread_id == dev and "n_estimators" in (config.text or "")
         run_id = next(r["name"] for r in h.wb.list_runs(ENTITY, PROD))
         chart = await reply_in(h, f"/plot {PROD}/{run_id}", prod)
         assert chart.photo is not None and chart.message_thread_id == prod
+
+        # The scheduled digest goes to the lab file's digest topic; one asked for, where asked.
+        await services(h).digests.send(LAB_CHAT, record=True)
+        scheduled = await h.wait_for_text("🗓 digest")
+        assert scheduled.message_thread_id == dev
+        chart = await h.wait_for_text("runs per project")
+        assert chart.message_thread_id == dev
+        asked = await reply_in(h, "/digest", prod)
+        assert asked.text is not None and asked.text.startswith("🗓 digest")
+        assert asked.message_thread_id == prod
 
         # After a restart the project's topic is the one already opened.
         await h.stop_bot()
@@ -132,5 +151,25 @@ async def test_a_chat_that_is_not_a_forum_gets_its_messages_and_is_told_once(
         assert len(told) == 1 and "not a forum" in told[0], h.texts()
         status = await reply_in(h, "/status", None)
         assert "⚠️ topics: this chat is not a forum" in (status.text or "")
+    finally:
+        await stop(h)
+
+
+async def test_a_sweep_started_in_a_topic_has_its_card_and_report_there(tmp_path: Path) -> None:
+    h = await start(tmp_path)
+    try:
+        # No topic for the project: the sweep's messages follow the topic it was started in.
+        await start_bot(h, {"projects": [PROJECT]})
+        asked = h.telegram.open_topic(LAB_CHAT, "sweeps").message_thread_id
+        reply = await reply_in(h, "/sweep start wine count=1", asked)
+        assert "started sweep" in (reply.text or "") and reply.message_thread_id == asked
+        report = await h.wait_for_text("top 1 by accuracy", timeout=120)
+        assert report.message_thread_id == asked
+        [sweep] = services(h).store.sweeps.all()
+        assert sweep.thread_id == asked and sweep.card_message_id is not None
+        [card] = [
+            m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == sweep.card_message_id
+        ]
+        assert card.message_thread_id == asked and "1/1" in (card.text or "")
     finally:
         await stop(h)
