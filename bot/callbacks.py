@@ -91,6 +91,7 @@ def to_outbox(notification: Notification) -> OutboxItem:
         buttons=notification.buttons,
         run_keys=notification.run_keys,
         topic=notification.topic,
+        thread_id=notification.thread_id,
     )
 
 

@@ -259,7 +259,11 @@ class Monitor:
             silenced={(chat, f"{e}/{p}") for (chat, e, p) in self._store.silences.active(now)},
             migrations=self._store.chats.migrations(),
             stop_waiters={
-                path: [StopWaiter(r.token, r.chat_id) for r in records if r.chat_id is not None]
+                path: [
+                    StopWaiter(r.token, r.chat_id, r.thread_id)
+                    for r in records
+                    if r.chat_id is not None
+                ]
                 for path, records in waiting.items()
             },
         )

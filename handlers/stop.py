@@ -67,7 +67,13 @@ async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> No
         services.store.callbacks.reopen(record.token, prompt)
         raise
     # The monitor confirms in this chat once W&B shows the run ended, then drops this.
-    services.store.callbacks.put("await_stop", record.target, context.now, chat_id=context.chat_id)
+    services.store.callbacks.put(
+        "await_stop",
+        record.target,
+        context.now,
+        chat_id=context.chat_id,
+        thread_id=context.thread_id,
+    )
     services.polls.ensure(key.entity, key.project)
     await context.answer("Stop requested.")
     await context.edit(render_stop_requested(record.target, None))

@@ -11,6 +11,7 @@ import yaml
 from bot.services import Services
 from tests.harness import ADMIN, ENTITY, LAB_CHAT, PROJECT, Harness, lab_data, with_agent_env
 from tests.servers.telegram import ChatMessage
+from tests.test_e2e_stop import running_run
 
 pytestmark = pytest.mark.slow
 
@@ -171,5 +172,32 @@ async def test_a_sweep_started_in_a_topic_has_its_card_and_report_there(tmp_path
             m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == sweep.card_message_id
         ]
         assert card.message_thread_id == asked and "1/1" in (card.text or "")
+    finally:
+        await stop(h)
+
+
+async def test_stop_asked_in_a_topic_is_prompted_edited_and_confirmed_there(
+    tmp_path: Path,
+) -> None:
+    h = await start(tmp_path)
+    try:
+        await start_bot(h, {"projects": [PROJECT]})
+        asked = h.telegram.open_topic(LAB_CHAT, "ops").message_thread_id
+        proc = await h.train("--hang")
+        try:
+            run_id = await running_run(h, proc)
+            prompt = await reply_in(h, f"/stop {run_id}", asked)
+            assert prompt.message_thread_id == asked and prompt.buttons
+            h.telegram.press(LAB_CHAT, prompt.message_id, button_text="Yes, stop it", user_id=ADMIN)
+            confirmed = await h.wait_for_text("as you asked", timeout=60)
+            assert confirmed.message_thread_id == asked
+            edited = next(
+                m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == prompt.message_id
+            )
+            assert "stop requested" in (edited.text or "") and edited.message_thread_id == asked
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
     finally:
         await stop(h)

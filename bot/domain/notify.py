@@ -28,6 +28,8 @@ class Notification:
     kind: str
     #: The project it is about (`entity/project`): a forum chat's topic for it gets it.
     topic: str | None = None
+    #: The forum topic it answers in when its project has none (where a command was asked).
+    thread_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

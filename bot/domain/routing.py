@@ -20,6 +20,8 @@ class StopWaiter:
 
     token: str
     chat_id: int
+    #: The forum topic the stop was asked in: its confirmation answers there.
+    thread_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ def _confirmations(events: Iterable[RunEvent], data: RoutingData) -> list[Notifi
                     buttons=(),
                     run_keys=(event.dedupe_key,),
                     kind="stop-confirmed",
-                    topic=f"{event.run.entity}/{event.run.project}",
+                    thread_id=waiter.thread_id,
                 )
             )
     return out

@@ -34,12 +34,14 @@ class CallbackRepository:
         chat_id: int | None = None,
         user_id: int | None = None,
         expires_at: datetime | None = None,
+        thread_id: int | None = None,
     ) -> str:
         """Store what a button does and return a short token for its callback data."""
         token = secrets.token_urlsafe(9)
         with self._db.tx() as db:
             db.execute(
-                "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO callbacks (token, action, target, chat_id, user_id, created_at,"
+                " expires_at, thread_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     token,
                     action,
@@ -48,6 +50,7 @@ class CallbackRepository:
                     user_id,
                     iso(now),
                     iso(expires_at) if expires_at else None,
+                    thread_id,
                 ),
             )
         return token
@@ -108,4 +111,5 @@ def _record(row: sqlite3.Row) -> CallbackRecord:
         user_id=row["user_id"],
         created_at=datetime.fromisoformat(row["created_at"]),
         expires_at=parse_time(row["expires_at"]),
+        thread_id=row["thread_id"],
     )

@@ -118,6 +118,10 @@ MIGRATIONS: tuple[str, ...] = (
         chat_id INTEGER PRIMARY KEY, reason TEXT NOT NULL, since TEXT NOT NULL
     )
     """,
+    # A stop's confirmation answers in the forum topic the stop was asked in.
+    """
+    ALTER TABLE callbacks ADD COLUMN thread_id INTEGER
+    """,
 )
 
 

@@ -115,3 +115,5 @@ class CallbackRecord:
     user_id: int | None
     created_at: datetime
     expires_at: datetime | None
+    #: The forum topic it was put in (a stop waiting to be confirmed answers there).
+    thread_id: int | None = None
