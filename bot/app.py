@@ -47,7 +47,7 @@ from bot.services import (
 )
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
-from bot.topics import TopicService
+from bot.topics import TopicService, check_topics
 from config import LabConfig, LabFileError, Settings
 from handlers.access import Gate
 from handlers.common import report_error
@@ -407,7 +407,9 @@ async def check(settings: Settings, lab: LabConfig) -> int:
     try:
         async with bot:
             me = await bot.get_me()
-        print(f"Telegram: ok, bot @{me.username}")
+            print(f"Telegram: ok, bot @{me.username}")
+            for line in await check_topics(bot, lab):
+                print(line)
     except TelegramError as exc:
         ok = False
         print(f"Telegram: FAILED: {exc.message}")

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from telegram import Bot
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
-from bot.domain.format import esc
+from bot.domain.format import STATE_MARKERS, esc
 from bot.domain.topics import TopicChoice, choose_topic
 from bot.store import OutboxItem, Store
 from config.lab import LabConfig
@@ -178,6 +178,26 @@ class TopicService:
             [OutboxItem(chat_id, f"topics:{chat_id}:{stamp}", "attention", text)], now
         )
         self.on_enqueued()
+
+
+async def check_topics(bot: Bot, lab: LabConfig) -> list[str]:
+    """Return one line per lab chat that wants topics: whether Telegram shows it a forum."""
+    lines = []
+    for chat in lab.chats:
+        if chat.topics != "auto" and not chat.project_topics:
+            continue
+        try:
+            forum = bool((await bot.get_chat(chat.id)).is_forum)
+        except TelegramError as exc:
+            lines.append(f"  {STATE_MARKERS['attention']} chat {chat.title}: {exc.message}")
+            continue
+        lines.append(
+            f"  chat {chat.title}: a forum, topics ok"
+            if forum
+            else f"  {STATE_MARKERS['attention']} chat {chat.title}: not a forum, so its "
+            "messages go to the chat itself (turn Topics on, or drop its topics)"
+        )
+    return lines
 
 
 def _refusal(message: str) -> str:

@@ -14,7 +14,7 @@ from telegram.error import BadRequest
 
 from bot.domain.topics import TopicChoice, choose_topic, digest_thread
 from bot.store import Store
-from bot.topics import TopicService
+from bot.topics import TopicService, check_topics
 from config import LabFileError, parse_lab
 from config.lab import LabConfig
 from tests.servers.telegram import DEFAULT_TOKEN, TelegramServer
@@ -192,3 +192,24 @@ async def test_other_refusals_are_not_taken_for_a_missing_topic(server, bot, sto
     topics = service(store, bot, [{"id": FORUM, "projects": ["wine"], "topics": "auto"}])
     with pytest.raises(BadRequest, match="Message text is empty"):
         await topics.send(FORUM, "lab/wine", None, say(bot, FORUM, ""))
+
+
+async def test_check_says_which_chats_that_want_topics_are_no_forum(server, bot) -> None:
+    data = parse_lab(
+        {
+            "entity": "lab",
+            "chats": [
+                {"id": FORUM, "name": "forum", "topics": "auto"},
+                {"id": PLAIN, "name": "plain", "projects": [{"name": "wine", "topic": 3}]},
+                {"id": -1005000000003, "name": "no topics"},
+                {"id": -1005000000004, "name": "gone", "topics": "auto"},
+            ],
+        }
+    )
+    lines = await check_topics(bot, data)
+    assert lines == [
+        "  chat forum: a forum, topics ok",
+        "  ⚠️ chat plain: not a forum, so its messages go to the chat itself"
+        " (turn Topics on, or drop its topics)",
+        "  ⚠️ chat gone: Chat not found",
+    ]
