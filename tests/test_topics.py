@@ -12,12 +12,15 @@ import pytest
 from telegram import Bot, Message
 from telegram.error import BadRequest
 
+from bot.callbacks import to_outbox
+from bot.domain.routing import RoutingData, StopWaiter, route
 from bot.domain.topics import TopicChoice, choose_topic, digest_thread
 from bot.store import Store
 from bot.topics import TopicService, check_topics
 from config import LabFileError, parse_lab
 from config.lab import LabConfig
 from tests.servers.telegram import DEFAULT_TOKEN, TelegramServer
+from tests.test_domain_notify import LAB, make_event
 
 FORUM = -1005000000001
 PLAIN = -1005000000002
@@ -213,3 +216,17 @@ async def test_check_says_which_chats_that_want_topics_are_no_forum(server, bot)
         " (turn Topics on, or drop its topics)",
         "  ⚠️ chat gone: Chat not found",
     ]
+
+
+def test_every_message_about_a_project_names_it_and_a_stop_confirmation_its_thread() -> None:
+    single = [make_event(0, "failed", entity="other", project="iris")]
+    burst = [make_event(i, "finished") for i in range(4)]
+    waiter = StopWaiter("tok", 1, thread_id=9)
+    data = RoutingData(stop_waiters={burst[0].run.path: [waiter]})
+    notes = route(single + burst, LAB, data, ui_url="https://wandb.ai").notifications
+    items = [to_outbox(note) for note in notes]
+    assert {(i.chat_id, i.kind, i.topic, i.thread_id) for i in items} == {
+        (1, "stop-confirmed", None, 9),  # answers where /stop was asked
+        (1, "burst", "lab/wine", None),
+        (2, "failed", "other/iris", None),
+    }
