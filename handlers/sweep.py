@@ -85,10 +85,11 @@ async def _start(context: CustomContext, request: SweepStart) -> None:
     started = await services.sweeps.start(
         request, chat_id=context.chat_id, user_id=context.user_id, thread_id=context.thread_id
     )
-    await _started(context, started)
+    await reply_started(context, started)
 
 
-async def _started(context: CustomContext, started: StartedSweep) -> None:
+async def reply_started(context: CustomContext, started: StartedSweep) -> None:
+    """Say that a sweep started and with which agents; its live card follows right below."""
     services = context.services
     text = render_sweep_started(
         started.path,
@@ -165,9 +166,9 @@ async def sweep_plot_pressed(context: CustomContext, record: CallbackRecord) -> 
 async def _derive_prompt(context: CustomContext, record: CallbackRecord, kind: DeriveKind) -> None:
     services = context.services
     await context.answer()
-    config = await services.sweeps.derive(record.target, kind)
+    plan = await services.sweeps.derive(record.target, kind)
     ttl = services.settings.confirm_ttl
-    dumped = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    dumped = yaml.safe_dump(plan.config, sort_keys=False, allow_unicode=True)
     text, buttons = render_derive_prompt(record.target, kind, dumped, fmt_duration(ttl))
     await context.reply(text, buttons=buttons, ttl=ttl, prompt=True)
 
@@ -187,9 +188,9 @@ async def _derive_yes(context: CustomContext, record: CallbackRecord, kind: Deri
     await context.answer("Starting…")
     services = context.services
     try:
+        plan = await services.sweeps.derive(record.target, kind)
         started = await services.sweeps.start_derived(
-            record.target,
-            kind,
+            plan,
             chat_id=context.chat_id,
             user_id=context.user_id,
             thread_id=context.thread_id,
@@ -198,7 +199,7 @@ async def _derive_yes(context: CustomContext, record: CallbackRecord, kind: Deri
         services.store.callbacks.reopen(record.token, prompt)
         raise
     await context.edit(f"Started by {esc(context.user_name)}.")
-    await _started(context, started)
+    await reply_started(context, started)
 
 
 async def sweep_rerun_yes_pressed(context: CustomContext, record: CallbackRecord) -> None:

@@ -8,6 +8,7 @@ from bot.domain.commands import (
     BEST_USAGE,
     COMPARE_USAGE,
     PLOT_USAGE,
+    RERUN_USAGE,
     RUNS_USAGE,
     SILENCE_USAGE,
     STOP_USAGE,
@@ -18,7 +19,7 @@ from bot.domain.commands import (
     render_help,
 )
 from bot.services import CommandCallback
-from handlers import alerts, compare, general, insight, runs, stop, sweep, watch
+from handlers import alerts, compare, general, insight, rerun, runs, stop, sweep, watch
 
 ADMIN, MEMBER = Role.ADMIN, Role.MEMBER
 
@@ -48,6 +49,7 @@ COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
         member_subcommands=("status",),
     ),
     CommandSpec("stop", stop.stop_command, "stop runs", STOP_USAGE, ADMIN),
+    CommandSpec("rerun", rerun.rerun_command, "rerun a run over seeds", RERUN_USAGE, ADMIN),
     CommandSpec(
         "watch",
         watch.watch_command,
@@ -73,6 +75,7 @@ COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
 )
 
 SWEEP_REFUSAL = "Only lab admins can start or stop sweeps."
+RERUN_REFUSAL = "Only lab admins can rerun a run over seeds."
 
 BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("config", insight.config_pressed, MEMBER),
@@ -92,6 +95,8 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("sweep_rerun_yes", sweep.sweep_rerun_yes_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_narrow_yes", sweep.sweep_narrow_yes_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_derive_no", sweep.sweep_derive_no_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("rerun", rerun.rerun_pressed, ADMIN, RERUN_REFUSAL),
+    ButtonSpec("rerun_yes", rerun.rerun_yes_pressed, ADMIN, RERUN_REFUSAL),
     ButtonSpec("alert_mute", alerts.alert_mute_pressed, MEMBER),
 )
 

@@ -51,7 +51,6 @@ TARGETS = {
     "compare": f"{RUN} {RUN}2",
     "rerun": RUN,
     "rerun_yes": f"{RUN} seeds=3 count=3",
-    "rerun_no": f"{RUN} seeds=3 count=3",
 }
 
 

@@ -170,3 +170,27 @@ def render_derive_prompt(
     )
     yes = Button("Yes, start it", f"sweep_{kind}_yes", path)
     return text, ((yes, Button("No", "sweep_derive_no", path)),)
+
+
+def render_rerun_prompt(
+    run: RunSnapshot,
+    *,
+    entry: str,
+    seeds: int,
+    count: int,
+    agents: int,
+    config_yaml: str,
+    ttl_text: str,
+    target: str,
+) -> tuple[str, Buttons]:
+    """Render /rerun's Yes/No: the run, the seeds, the lab sweep that runs it, the config."""
+    runs = f"{count} of {seeds} runs" if count < seeds else f"{count} runs"
+    plural = "s" if agents != 1 else ""
+    text = (
+        f"{STATE_MARKERS['sweep']} rerun {run_link(run)} over {seeds} seeds as a grid sweep?\n"
+        f"{runs} · lab sweep {esc(truncate(entry, KEY_LIMIT))} · {agents} agent{plural}\n"
+        f"<pre>{esc(truncate(config_yaml, CONFIG_LIMIT))}</pre>\n"
+        f"This button expires in {ttl_text}."
+    )
+    yes = Button("Yes, start it", "rerun_yes", target)
+    return text, ((yes, Button("No", "sweep_derive_no", target)),)

@@ -7,10 +7,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bot.delivery import Delivery
-from bot.domain.commands import SweepRef, SweepStart
+from bot.domain.commands import RerunRequest, SweepRef, SweepStart
 from bot.domain.control import AgentView, SweepView
 from bot.domain.events import RunEvent
 from bot.domain.sweeps import join_target
@@ -20,7 +19,7 @@ from bot.sweeps.agents import LOCAL, AgentWatch
 from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, read_progress, split_path
-from bot.sweeps.derived import DeriveKind, derive
+from bot.sweeps.derived import DerivedSweep, DeriveKind, derive, rerun_run
 from bot.sweeps.launchers import LauncherRegistry
 from bot.sweeps.report import SweepReporter
 from bot.sweeps.setup import agent_env, launch_request, new_record, parse_gpus, read_sweep_config
@@ -29,6 +28,7 @@ from bot.topics import Topics
 from config import LabConfig, Settings
 from config.lab import SweepDef
 from wandb_client.errors import AgentError
+from wandb_client.models import RunSnapshot
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -206,34 +206,34 @@ class SweepService:
             self._store.sweeps.update(path, finished_at=self._clock())
             raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
 
-    async def derive(self, path: str, kind: DeriveKind) -> dict[str, Any]:
-        """Return the config of a rerun or narrowed sweep built on a finished one."""
+    async def derive(self, path: str, kind: DeriveKind) -> DerivedSweep:
+        """Return a rerun or narrowed sweep built on a finished one's best run."""
         return await derive(self._store, self._wandb, self._lab, path, kind)
+
+    async def rerun(self, run: RunSnapshot, request: RerunRequest) -> DerivedSweep:
+        """Return a grid sweep that reruns one run's config over seeds (`/rerun`)."""
+        return await rerun_run(self._store, self._wandb, self._lab, run, request)
 
     async def start_derived(
         self,
-        origin: str,
-        kind: DeriveKind,
+        plan: DerivedSweep,
         *,
         chat_id: int,
         user_id: int | None,
         thread_id: int | None = None,
     ) -> StartedSweep:
-        """Create the derived sweep on W&B and run it like its origin (same lab entry)."""
-        record = self._store.sweeps.get(origin)
-        config = await self.derive(origin, kind)
-        assert record is not None  # derive refused otherwise
-        definition = self._lab.sweeps[record.name]
-        entity, project, _ = split_path(origin)
-        count = int(config["run_cap"])
-        sweep_id = await self._wandb.create_sweep(config, entity, project)
-        path = f"{entity}/{project}/{sweep_id}"
-        request = SweepStart(record.name, count, record.agents, (), project, entity)
+        """Create a derived sweep on W&B and run it through its lab entry's launcher."""
+        definition = self._lab.sweeps[plan.entry]
+        sweep_id = await self._wandb.create_sweep(plan.config, plan.entity, plan.project)
+        path = f"{plan.entity}/{plan.project}/{sweep_id}"
+        request = SweepStart(
+            plan.entry, plan.count, plan.agents, plan.gpus, plan.project, plan.entity
+        )
         self._store.sweeps.add(
             new_record(
                 path,
                 request,
-                count,
+                plan.count,
                 chat_id,
                 user_id,
                 definition.launcher,
@@ -241,10 +241,11 @@ class SweepService:
                 thread_id,
             )
         )
-        self._polls.ensure(entity, project)
-        gpus = parse_gpus(record.gpus)
-        views = await self._launch(definition, path, count=count, agents=record.agents, gpus=gpus)
-        return StartedSweep(path, record.name, count, tuple(views), False)
+        self._polls.ensure(plan.entity, plan.project)
+        views = await self._launch(
+            definition, path, count=plan.count, agents=plan.agents, gpus=plan.gpus
+        )
+        return StartedSweep(path, plan.entry, plan.count, tuple(views), False)
 
     # -- resolving ---------------------------------------------------------------------
 
