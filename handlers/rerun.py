@@ -11,6 +11,7 @@ from telegram import Update
 from bot.domain.commands import RerunRequest, RunRef, parse_rerun
 from bot.domain.control import render_run_choices
 from bot.domain.format import esc, fmt_duration
+from bot.domain.render import run_link
 from bot.domain.sweep_report import render_rerun_prompt
 from bot.services import CustomContext
 from bot.store import CallbackRecord
@@ -82,5 +83,7 @@ async def rerun_yes_pressed(context: CustomContext, record: CallbackRecord) -> N
         # Nothing started: the prompt stays open for another try.
         services.store.callbacks.reopen(record.token, prompt)
         raise
-    await context.edit(f"Started by {esc(context.user_name)}.")
+    await context.edit(
+        f"Rerun of {run_link(run)} over {request.seeds} seeds started by {esc(context.user_name)}."
+    )
     await reply_started(context, started)

@@ -68,7 +68,9 @@ async def test_rerun_of_a_sweeps_run_runs_a_grid_over_3_seeds_to_3_of_3(tmp_path
             for name in SWEPT:
                 assert rerun["config"][name]["value"] == run["config"][name]["value"], name
         assert sorted(r["config"]["seed"]["value"] for r in reruns) == [0, 1, 2]
-        assert any(t.startswith("Started by") for t in h.texts()), h.texts()
+        # The answered prompt says what was started and by whom.
+        edited = f"Rerun of {run['displayName']} over 3 seeds started by "
+        assert any(t.startswith(edited) for t in h.texts()), h.texts()
 
 
 async def test_rerun_refuses_bad_input_and_a_run_from_no_lab_sweep(tmp_path: Path) -> None:
