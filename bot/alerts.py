@@ -17,6 +17,7 @@ from typing import Protocol
 from bot.domain.alert_messages import AlertNote, compose, render_alerts, render_dry_run
 from bot.domain.alerts import AlertState, Baseline, Check, evaluate, judged_on, metric_value
 from bot.domain.keys import ProjectKey
+from bot.domain.people import mention
 from bot.store import OutboxItem, Store
 from config import LabConfig
 from config.alerts import AlertRule
@@ -98,7 +99,12 @@ class AlertService:
         muted = self._store.alerts.muted(entity, project, now)
         audible = [c for c in checks if c.rule.name not in muted]
         notes, threads = compose(
-            audible, self._chats_for(entity, project, now), entity=entity, project=project, now=now
+            audible,
+            self._chats_for(entity, project, now),
+            entity=entity,
+            project=project,
+            now=now,
+            owner=lambda user: mention(user, self._lab.people),
         )
         states = {(c.run.path, c.rule.name): c.state for c in checks}
         states.update(threads)
@@ -204,11 +210,22 @@ class AlertService:
 
     def _chats_for(
         self, entity: str, project: str, now: datetime
-    ) -> Callable[[AlertRule], Sequence[int]]:
-        """Return who hears a rule: its `chats:`, else the chats watching the project."""
+    ) -> Callable[[Check], Sequence[int]]:
+        """Return who hears a check: its rule's chats (else the watchers), and a /mine owner."""
         watching = watching_chats(self._store, self._lab, entity, project, now)
         migrations = self._store.chats.migrations()
-        return lambda rule: [migrations.get(c, c) for c in (rule.chats or watching)]
+        mine = {
+            found[0]: user_id
+            for user_id in self._store.people.subscribers()
+            if (found := self._lab.person(user_id)) is not None
+        }
+
+        def chats(check: Check) -> list[int]:
+            listed = [migrations.get(c, c) for c in (check.rule.chats or watching)]
+            owner = mine.get(check.run.user or "")
+            return [*listed, owner] if owner is not None and owner not in listed else listed
+
+        return chats
 
     def mute(self, target: str, hours: float) -> str:
         """Mute `entity/project/rule` for `hours`; return what was muted."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ from bot.digests import DigestService
 from bot.domain.events import StallPolicy
 from bot.domain.format import STATE_MARKERS
 from bot.domain.notify import subscribed_projects
+from bot.domain.people import hold_until
 from bot.health import HealthServer, WandbHook, poll_on_hook
 from bot.insight import InsightService
 from bot.monitor import Monitor
@@ -128,6 +130,8 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
         send_timeout=settings.send_timeout,
         max_backoff=settings.delivery_max_backoff,
         topics=topics,
+        # A person's non-urgent private messages wait out their quiet hours.
+        hold=partial(hold_until, people=lab.people, lab_zone=lab.timezone or "UTC"),
     )
     # A chat told that it cannot have topics hears it at once.
     topics.on_enqueued = delivery.wake

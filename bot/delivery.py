@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # Due rows read once serve the sends of this long; new messages wait at most this for a look.
 _BATCH_LIFETIME = timedelta(seconds=1)
 
+# (chat id, message kind, now) → until when the message must wait (quiet hours), or None.
+HoldPolicy = Callable[[int, str, datetime], datetime | None]
+
 
 @dataclass
 class DeliveryStats:
@@ -37,6 +40,7 @@ class DeliveryStats:
     migrated: int = 0
     paused: int = 0
     late: int = 0
+    held: int = 0
 
 
 @dataclass
@@ -102,8 +106,10 @@ class Delivery:
         concurrency: int = 32,
         limits: SendLimits | None = None,
         topics: Topics | None = None,
+        hold: HoldPolicy | None = None,
     ) -> None:
         self._store = store
+        self._hold = hold
         self._bot = bot
         self._topics = topics or NoTopics()
         self._clock = clock
@@ -133,6 +139,11 @@ class Delivery:
 
     def start(self) -> None:
         """Start the worker task."""
+        if self._hold is not None:
+            # Quiet hours may have changed with the lab file: hold what waits by today's rule.
+            now = self._clock()
+            for outbox_id, chat_id, kind in self._store.outbox.held(now):
+                self._store.outbox.hold(outbox_id, self._hold(chat_id, kind, now))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="outbox-delivery")
 
@@ -207,6 +218,9 @@ class Delivery:
                 break
             if row.chat_id in sends or self._finished.get(row.id, -1) > self._batch_epoch:
                 continue  # in flight, or its outcome is newer than the rows read
+            if self._held(row, now):
+                started.add(row.id)
+                continue
             moment = self._clock().timestamp()
             chat_wait = self._pacer.chat_delay(row.chat_id, moment)
             if chat_wait > 0:
@@ -225,6 +239,17 @@ class Delivery:
             if next_due is not None:
                 wait = min(wait, max((next_due - self._clock()).total_seconds(), 0.05))
         return wait
+
+    def _held(self, row: OutboxRow, now: datetime) -> bool:
+        """Hold a message its person must not get now (quiet hours); tell whether it was."""
+        until = self._hold(row.chat_id, row.kind, now) if self._hold is not None else None
+        if until is None or until <= now:
+            return False
+        self._store.outbox.hold(row.id, until)
+        self.stats.held += 1
+        self._stale = True
+        log.info("message %s to chat %s held until %s (quiet hours)", row.id, row.chat_id, until)
+        return True
 
     async def _due(self, now: datetime) -> list[OutboxRow]:
         """Return the due rows, read again only when stale: one read serves many sends."""
@@ -252,7 +277,7 @@ class Delivery:
     async def _send_once(self, row: OutboxRow) -> bool:
         """Send one row; return True when Telegram took it."""
         now = self._clock()
-        if self._outage.active and now - row.created_at > self._max_age:
+        if self._outage.active and now - row.queued_at > self._max_age:
             self._expire(row)
             return False
         try:
@@ -304,7 +329,7 @@ class Delivery:
 
     def _transport_failed(self, row: OutboxRow, exc: NetworkError, now: datetime) -> None:
         self.stats.retried += 1
-        if now - row.created_at > self._max_age:
+        if now - row.queued_at > self._max_age:
             self._expire(row)
             return
         retry_at = self._outage.failed(now, exc.message)

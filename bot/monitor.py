@@ -266,6 +266,7 @@ class Monitor:
                 ]
                 for path, records in waiting.items()
             },
+            mine=self._store.people.subscribers(),
         )
 
     async def _call_hooks(

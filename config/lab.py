@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -243,6 +244,67 @@ class SweepDef(_Model):
         return check_name(value, "project")
 
 
+_QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+# Telegram user ids are positive and fit in 52 bits.
+_MAX_TELEGRAM_ID = 2**52
+
+
+class QuietHours(_Model):
+    """A daily range of wall-clock time, such as 22:00-08:00, that may cross midnight."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """Read "HH:MM-HH:MM", or raise ValueError naming what is wrong."""
+        match = _QUIET.match(text.strip())
+        if match is None:
+            raise ValueError(f'quiet {text!r} must be a range such as "22:00-08:00"')
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if (h1, m1) == (h2, m2):
+            raise ValueError(f"quiet {text!r} starts and ends at the same time")
+        return cls(start=time(h1, m1), end=time(h2, m2))
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class PersonConfig(_Model):
+    """A lab member: their Telegram user and when their private messages may wait."""
+
+    telegram: int = Field(gt=0, lt=_MAX_TELEGRAM_ID)
+    #: The name a mention shows; the W&B username when absent.
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    quiet: QuietHours | None = None
+    #: The zone quiet hours are read in; else the lab's, else UTC.
+    timezone: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        # `alice: 123456789` is short for `alice: {telegram: 123456789}`.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"telegram": value}
+        if not isinstance(value, dict | PersonConfig):
+            raise ValueError("must be a Telegram user id, or a mapping with telegram: <id>")
+        return value
+
+    @field_validator("quiet", mode="before")
+    @classmethod
+    def _check_quiet(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return QuietHours.parse(value)
+        if value is not None and not isinstance(value, QuietHours):
+            raise ValueError('quiet must be a range such as "22:00-08:00"')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_person_tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+
 class CrashLoopConfig(_Model):
     """When repeated failures of one sweep pause it."""
 
@@ -265,6 +327,8 @@ class LabConfig(_Model):
     timezone: str | None = None
     # Read commands may show any project the W&B key reaches, not only the lab's.
     open_projects: bool = False
+    #: W&B username → the lab member's Telegram user (mentions, /mine, quiet hours).
+    people: dict[str, PersonConfig] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -295,6 +359,30 @@ class LabConfig(_Model):
                 raise ValueError(f"chat id {chat.id} appears twice")
             seen.add(chat.id)
         return self
+
+    @field_validator("people")
+    @classmethod
+    def _check_people(cls, value: dict[str, PersonConfig]) -> dict[str, PersonConfig]:
+        seen: dict[int, str] = {}
+        for username, person in value.items():
+            check_name(username, "W&B username")
+            if person.telegram in seen:
+                raise ValueError(
+                    f"Telegram user {person.telegram} is both "
+                    f"{seen[person.telegram]!r} and {username!r}"
+                )
+            seen[person.telegram] = username
+        return value
+
+    def person(self, telegram_id: int | None) -> tuple[str, PersonConfig] | None:
+        """Return the W&B username and settings of a Telegram user in `people:`."""
+        return next(
+            ((name, p) for name, p in self.people.items() if p.telegram == telegram_id), None
+        )
+
+    def person_zone(self, person: PersonConfig) -> str:
+        """Return the time zone a person's quiet hours are read in."""
+        return person.timezone or self.timezone or "UTC"
 
     @model_validator(mode="after")
     def _check_alerts(self) -> LabConfig:

@@ -12,6 +12,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.callbacks import ButtonSpec, find_spec, pressed
 from bot.domain.commands import CommandSpec, Role
+from bot.domain.people import render_not_person
 from bot.services import CustomContext, Services
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ class Gate:
         if spec is None and update.callback_query is None:
             return  # nothing of ours would answer it
         services = context.services
-        if not is_lab_chat(services, context.chat_id, context.chat_type):
-            await self._turn_away(context)
+        if not is_lab_chat(services, context.chat_id, context.chat_type) and not self._own_chat(
+            context, spec
+        ):
+            await self._turn_away(context, spec)
             raise ApplicationHandlerStop
         if context.chat_id in services.store.chats.paused():
             # Someone talks to the bot here again: it is no longer blocked or kicked.
@@ -104,7 +107,21 @@ class Gate:
             return None
         return button.refusal
 
-    async def _turn_away(self, context: CustomContext) -> None:
+    def _own_chat(self, context: CustomContext, spec: CommandSpec[Any] | None) -> bool:
+        """Tell whether a person of `people:` uses what they may in their private chat.
+
+        That is /start, /help and /mine, and the buttons of messages sent to that chat;
+        nothing else, so a lab member's DM cannot read or change more than their own runs.
+        """
+        if context.chat_type != "private" or context.services.lab.person(context.chat_id) is None:
+            return False
+        if spec is not None:
+            return spec.people
+        query = context.query
+        record = pressed(context.services.store, query.data if query else None, context.now)
+        return isinstance(record, str) or record.chat_id == context.chat_id
+
+    async def _turn_away(self, context: CustomContext, spec: CommandSpec[Any] | None) -> None:
         log.info("refused chat %s (%s)", context.chat_id, context.chat_type)
         if context.query is not None:
             await context.refuse(NOT_LAB)
@@ -116,4 +133,8 @@ class Gate:
         # Forget chats told long ago, so strangers cannot grow this without bound.
         self._told = {c: t for c, t in self._told.items() if now - t < OUTSIDER_QUIET}
         self._told[context.chat_id] = now
+        if spec is not None and spec.name == "mine" and context.chat_type == "private":
+            # Someone who asks for their own runs hears what the admin needs to add them.
+            await context.reply(render_not_person(context.chat_id))
+            return
         await context.reply(outsider_reply(context.chat_id))

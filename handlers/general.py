@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.services import CustomContext
+from handlers.people import mine
 
 WELCOME = (
     "👋 I watch the lab's W&amp;B projects and tell this chat when runs finish, fail, "
@@ -13,7 +14,10 @@ WELCOME = (
 
 
 async def start_command(update: Update, context: CustomContext) -> None:
-    """Greet and show what the bot can do."""
+    """Greet and show what the bot can do; `/start mine` (a t.me link from /mine) subscribes."""
+    if context.arguments[:1] == ["mine"] and context.chat_type == "private":
+        await mine(context, on=True)
+        return
     await context.reply(f"{WELCOME}\n\n{context.services.help_text}")
 
 

@@ -7,6 +7,7 @@ from bot.domain.alert_messages import ALERTS_USAGE
 from bot.domain.commands import (
     BEST_USAGE,
     COMPARE_USAGE,
+    MINE_USAGE,
     PLOT_USAGE,
     RERUN_USAGE,
     RUNS_USAGE,
@@ -19,14 +20,17 @@ from bot.domain.commands import (
     render_help,
 )
 from bot.services import CommandCallback
-from handlers import alerts, compare, general, insight, rerun, runs, stop, sweep, watch
+from handlers import alerts, compare, general, insight, people, rerun, runs, stop, sweep, watch
 
 ADMIN, MEMBER = Role.ADMIN, Role.MEMBER
 
 # Order is /help's order. An admin command's summary completes "Only lab admins can …".
 COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
-    CommandSpec("start", general.start_command, "say hello and list what I can do", "/start"),
-    CommandSpec("help", general.help_command, "list what I can do", "/help"),
+    CommandSpec(
+        "start", general.start_command, "say hello and list what I can do", "/start", people=True
+    ),
+    CommandSpec("help", general.help_command, "list what I can do", "/help", people=True),
+    CommandSpec("mine", people.mine_command, "your own runs, in private", MINE_USAGE, people=True),
     CommandSpec("runs", runs.runs_command, "a project's recent runs", RUNS_USAGE),
     CommandSpec("best", insight.best_command, "the best run of a project or sweep", BEST_USAGE),
     CommandSpec("plot", insight.plot_command, "chart a run's or a sweep's metrics", PLOT_USAGE),

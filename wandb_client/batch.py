@@ -30,6 +30,10 @@ fragment PolledRunFragment on Run {
     heartbeatAt
     summaryMetrics
     historyLineCount
+    user {
+        name
+        username
+    }
 }
 """
 

@@ -37,6 +37,8 @@ class RunSnapshot:
     history_line_count: int | None = None
     graphql_id: str | None = None
     group: str | None = None
+    #: The W&B username of whoever started the run (the owner of the API key it used).
+    user: str | None = None
 
     @property
     def path(self) -> str:

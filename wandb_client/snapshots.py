@@ -108,7 +108,14 @@ def run_snapshot(
         history_line_count=int(history_lines) if isinstance(history_lines, int) else None,
         graphql_id=str(attrs["id"]) if attrs.get("id") else None,
         group=str(attrs["group"]) if attrs.get("group") else None,
+        user=_username(attrs.get("user")),
     )
+
+
+def _username(user: Any) -> str | None:
+    """Return the username of a run's `user { username }`, None when W&B gave none."""
+    name = user.get("username") if isinstance(user, Mapping) else None
+    return str(name) if name else None
 
 
 def _sweep_config(raw: Any) -> dict[str, Any]:

@@ -36,9 +36,11 @@ def mute_target(entity: str, project: str, rule: str) -> str:
     return f"{entity}/{project}/{rule}"
 
 
-def _line(check: Check) -> str:
+def _line(check: Check, owner: Callable[[str | None], str] = lambda _user: "") -> str:
     run = check.run
-    return f"<b>{esc(check.rule.name)}</b> · {run_link(run)}: {esc(check.detail)}"
+    whose = owner(run.user)
+    named = f"{run_link(run)} · 👤 {whose}" if whose else run_link(run)
+    return f"<b>{esc(check.rule.name)}</b> · {named}: {esc(check.detail)}"
 
 
 def _buttons(checks: Sequence[Check]) -> Buttons:
@@ -61,35 +63,37 @@ def _buttons(checks: Sequence[Check]) -> Buttons:
 
 def compose(
     checks: Sequence[Check],
-    chats_of: Callable[[AlertRule], Sequence[int]],
+    chats_of: Callable[[Check], Sequence[int]],
     *,
     entity: str,
     project: str,
     now: datetime,
+    owner: Callable[[str | None], str] = lambda _user: "",
 ) -> tuple[list[AlertNote], dict[tuple[str, str], AlertState]]:
     """Return the notes a poll's alert checks make, and the states that learned their thread.
 
     Alerts that fire or repeat go out grouped, one message per chat; each resolved alert
-    is its own short reply to the message that carried it.
+    is its own short reply to the message that carried it. `owner(username)` names a run's
+    owner.
     """
     stem = f"alert:{entity}/{project}:{now.isoformat()}"
     loud = [c for c in checks if c.action in ("fire", "repeat")]
     per_chat: dict[int, list[Check]] = {}
     for check in loud:
-        for chat in chats_of(check.rule):
+        for chat in chats_of(check):
             per_chat.setdefault(chat, []).append(check)
     notes: list[AlertNote] = []
     for chat, group in per_chat.items():
         first = group[0].action or "fire"
         head = f"{MARKERS[first]} <b>{'alert' if len(group) == 1 else f'{len(group)} alerts'}</b>"
-        text = "\n".join([f"{head} · {esc(project)}", *(_line(c) for c in group)])
+        text = "\n".join([f"{head} · {esc(project)}", *(_line(c, owner) for c in group)])
         notes.append(AlertNote(chat, f"{stem}:{chat}", "alert", text, _buttons(group)))
     states = {(c.run.path, c.rule.name): replace(c.state, thread=stem) for c in loud}
     for check in checks:
         if check.action != "resolve" or check.state.thread is None:
             continue
-        for chat in chats_of(check.rule):
-            text = f"{MARKERS['resolve']} <b>resolved</b> · {_line(check)}"
+        for chat in chats_of(check):
+            text = f"{MARKERS['resolve']} <b>resolved</b> · {_line(check, owner)}"
             key = f"{check.state.thread}:{chat}"
             notes.append(
                 AlertNote(

@@ -39,6 +39,7 @@ BEST_USAGE = "/best <project|sweep id|entity/project/sweeps/id|sweep URL> [metri
 PLOT_USAGE = f"/plot <{RUN_TARGET}> [metric ...] · /plot sweep <sweep id|URL> [metric]"
 STOP_USAGE = f"/stop <{RUN_TARGET}>"
 SILENCE_USAGE = "/silence <project> <duration, e.g. 30m, 2h, 1d>"
+MINE_USAGE = "/mine [off]"
 SWEEP_START_USAGE = (
     f"/sweep start <name> [count=N, default {DEFAULT_SWEEP_COUNT}] "
     f"[agents=K, default {DEFAULT_AGENTS}] [gpus=0,1] [project=P] [sweep=ID]"
@@ -74,7 +75,8 @@ class CommandSpec(Generic[C]):
     """One command: its name, handler, menu summary, full usage and who may use it.
 
     `member_subcommands` opens some sub-commands of an admin command to every member
-    (`/sweep status`).
+    (`/sweep status`). `people` lets a person of the lab file's `people:` use the command
+    in their private chat with the bot, even when that chat is not a lab chat.
     """
 
     name: str
@@ -83,6 +85,7 @@ class CommandSpec(Generic[C]):
     usage: str
     role: Role = Role.MEMBER
     member_subcommands: tuple[str, ...] = ()
+    people: bool = False
 
     def needs_admin(self, args: Sequence[str]) -> bool:
         """Tell whether these arguments make the command an admin's."""

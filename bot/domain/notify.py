@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
 from bot.domain.events import RunEvent
+from bot.domain.people import MINE_KINDS, is_urgent, mention
 from bot.domain.render import Button as Button
 from bot.domain.render import Buttons, render_burst, render_run_event
 from config.lab import ALL_EVENTS, EventKind, LabConfig
 
-__all__ = ["Button", "Notification", "chat_timezone", "notifications_for", "subscribed_projects"]
+__all__ = [
+    "Button",
+    "Notification",
+    "chat_timezone",
+    "notifications_for",
+    "personal_notifications",
+    "subscribed_projects",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,45 +115,102 @@ def notifications_for(
     Events of one project and sweep that arrive together become one message (a few when
     long) once there are `burst_threshold` of them; fewer become one message each.
     `sweep_params` (sweep id → its parameter names) puts a sweep run's own parameters first.
-    `muted` holds (chat id, `entity/project`) pairs silenced for now.
+    `muted` holds (chat id, `entity/project`) pairs silenced for now. Each run's owner is
+    named, as a mention when `people:` maps them.
     """
     batch = list(events)
     extra = {cid: tuple(items) for cid, items in (extra_subscriptions or {}).items()}
+    style = _Style(
+        ui_url, burst_threshold, sweep_params or {}, lambda u: mention(u, lab.people), True
+    )
     out: list[Notification] = []
     for sub in _subscriptions(lab, extra, frozenset(paused_chats), tz, muted):
-        groups: dict[tuple[str, str, str | None], list[RunEvent]] = {}
-        for event in batch:
-            run = event.run
-            if event.kind in sub.kinds and f"{run.entity}/{run.project}" in sub.projects:
-                groups.setdefault((run.entity, run.project, run.sweep), []).append(event)
-        for (entity, project, _sweep), group in groups.items():
-            settings = lab.project(project)
-            path = f"{entity}/{project}"
-            if len(group) >= max(1, burst_threshold):
-                keys = tuple(e.dedupe_key for e in group)
-                stem = f"{sub.chat_id}:burst:{_short_hash(keys)}"
-                for index, text in enumerate(render_burst(group, settings, ui_url)):
-                    # The first part answers for the runs; the others for themselves only,
-                    # or they would count as already told once the first is written.
-                    covers = keys if index == 0 else ()
-                    out.append(
-                        Notification(
-                            sub.chat_id, f"{stem}:{index}", text, (), covers, "burst", path
-                        )
-                    )
-                continue
-            for event in group:
-                swept = (sweep_params or {}).get(event.run.sweep or "", ())
-                text, buttons = render_run_event(event, settings, ui_url, sub.tz, swept=swept)
-                out.append(
-                    Notification(
-                        chat_id=sub.chat_id,
-                        dedupe_key=f"{sub.chat_id}:{event.dedupe_key}",
-                        text=text,
-                        buttons=buttons,
-                        run_keys=(event.dedupe_key,),
-                        kind=event.kind,
-                        topic=path,
-                    )
+        heard = [
+            e
+            for e in batch
+            if e.kind in sub.kinds and f"{e.run.entity}/{e.run.project}" in sub.projects
+        ]
+        out += _chat_notifications(sub.chat_id, heard, lab, sub.tz, style)
+    return out
+
+
+def personal_notifications(
+    events: Iterable[RunEvent],
+    lab: LabConfig,
+    subscribers: Iterable[int],
+    *,
+    ui_url: str,
+    burst_threshold: int = 3,
+    sweep_params: Mapping[str, Sequence[str]] | None = None,
+) -> list[Notification]:
+    """Return what `/mine` subscribers hear: their own runs' ends and stalls, in private.
+
+    A subscriber no longer in `people:` hears nothing; nobody hears of another's runs.
+    """
+    batch = [e for e in events if e.kind in MINE_KINDS]
+    # A private chat has no topics, and its reader owns every run in it.
+    style = _Style(ui_url, burst_threshold, sweep_params or {}, lambda _user: "", False)
+    out: list[Notification] = []
+    for user_id in subscribers:
+        found = lab.person(user_id)
+        if found is None:
+            continue
+        username, person = found
+        theirs = [e for e in batch if e.run.user == username]
+        out += _chat_notifications(user_id, theirs, lab, ZoneInfo(lab.person_zone(person)), style)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    """How notifications are drawn, the same for every chat of one poll."""
+
+    ui_url: str
+    burst_threshold: int
+    sweep_params: Mapping[str, Sequence[str]]
+    owner: Callable[[str | None], str]
+    #: Whether messages name their project's forum topic.
+    topics: bool
+
+
+def _chat_notifications(
+    chat_id: int, events: Sequence[RunEvent], lab: LabConfig, tz: tzinfo | None, style: _Style
+) -> list[Notification]:
+    """Return one chat's messages for the events it hears, bursts grouped per project+sweep."""
+    groups: dict[tuple[str, str, str | None], list[RunEvent]] = {}
+    for event in events:
+        run = event.run
+        groups.setdefault((run.entity, run.project, run.sweep), []).append(event)
+    out: list[Notification] = []
+    for (entity, project, _sweep), group in groups.items():
+        settings = lab.project(project)
+        path = f"{entity}/{project}" if style.topics else None
+        if len(group) >= max(1, style.burst_threshold):
+            keys = tuple(e.dedupe_key for e in group)
+            stem = f"{chat_id}:burst:{_short_hash(keys)}"
+            texts = render_burst(group, settings, style.ui_url, owner=style.owner)
+            # A burst with a failure in it may not wait out anyone's quiet hours.
+            kind = "burst-failed" if any(is_urgent(e.kind) for e in group) else "burst"
+            for index, text in enumerate(texts):
+                # The first part answers for the runs; the others for themselves only,
+                # or they would count as already told once the first is written.
+                covers = keys if index == 0 else ()
+                out.append(Notification(chat_id, f"{stem}:{index}", text, (), covers, kind, path))
+            continue
+        for event in group:
+            swept = style.sweep_params.get(event.run.sweep or "", ())
+            text, buttons = render_run_event(
+                event, settings, style.ui_url, tz, swept=swept, owner=style.owner(event.run.user)
+            )
+            out.append(
+                Notification(
+                    chat_id=chat_id,
+                    dedupe_key=f"{chat_id}:{event.dedupe_key}",
+                    text=text,
+                    buttons=buttons,
+                    run_keys=(event.dedupe_key,),
+                    kind=event.kind,
+                    topic=path,
                 )
+            )
     return out

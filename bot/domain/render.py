@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -220,9 +220,10 @@ def _step_text(run: RunSnapshot) -> str:
     return f"{progress[0]} {progress[1]}" if progress is not None else "no step logged"
 
 
-def _header(kind: str, run: RunSnapshot, note: str = "") -> str:
+def _header(kind: str, run: RunSnapshot, note: str = "", owner: str = "") -> str:
     marker = STATE_MARKERS.get(kind, "•")
-    return f"{marker} <b>{esc(kind)}</b>{note} · {_label(run.project)}"
+    whose = f" · 👤 {owner}" if owner else ""
+    return f"{marker} <b>{esc(kind)}</b>{note} · {_label(run.project)}{whose}"
 
 
 def _run_buttons(event: RunEvent, *names: str) -> Buttons:
@@ -241,15 +242,19 @@ def render_run_event(
     tz: tzinfo | None = None,
     *,
     swept: Sequence[str] = (),
+    owner: str = "",
 ) -> tuple[str, Buttons]:
-    """Render one run event as its chat message and buttons; `swept` parameters lead."""
+    """Render one run event as its chat message and buttons; `swept` parameters lead.
+
+    `owner` is the run's owner as HTML (a mention or a name), shown in the first line.
+    """
     run = event.run
     name = run_link(run) + _sweep_link(run, ui_url)
     runtime = fmt_duration(run.elapsed_s)
     kind = event.kind
     if kind == "finished":
         lines = [
-            _header(kind, run),
+            _header(kind, run, owner=owner),
             f"{name} · {runtime}",
             _metrics_line(metric_items(run, project)),
             params_line(run, first=swept),
@@ -263,7 +268,7 @@ def render_run_event(
         host = f" · host {_label(run.host)}" if run.host else ""
         last = metric_items(run, project)[:2]
         lines = [
-            _header(kind, run),
+            _header(kind, run, owner=owner),
             f"{name} · {how} at {_step_text(run)}{host}",
             *_why_lines(event.why),
             f"last: {_metrics_line(last)}" if last else "",
@@ -279,7 +284,7 @@ def render_run_event(
         host = f" · host {_label(run.host)}" if run.host else ""
         last = metric_items(run, project)[:2]
         lines = [
-            _header(kind, run),
+            _header(kind, run, owner=owner),
             f"{name} · {how} · {_step_text(run)}{host}",
             *_why_lines(event.why),
             f"last: {_metrics_line(last)}" if last else "",
@@ -288,7 +293,7 @@ def render_run_event(
     if kind == "killed":
         note = " (preempted)" if run.state == "preempted" else ""
         lines = [
-            _header(kind, run, note),
+            _header(kind, run, note, owner),
             f"{name} · stopped after {runtime} at {_step_text(run)}",
             _metrics_line(metric_items(run, project)[:2]),
         ]
@@ -302,11 +307,12 @@ def render_run_event(
             beat = _heartbeat_note(run, event.at, tz)
             how = f"no new step for {idle}{usual}{beat}"
         host = f"at {_step_text(run)} · host {_label(run.host)}" if run.host else ""
-        lines = [_header(kind, run), f"{name} · {how}", host]
+        lines = [_header(kind, run, owner=owner), f"{name} · {how}", host]
         return _fit(lines), _run_buttons(event, "stop", "plot")
     # recovered
     idle = fmt_ago(event.idle_for)
-    lines = [_header(kind, run), f"{name} · moving again at {_step_text(run)} after {idle} idle"]
+    moving = f"{name} · moving again at {_step_text(run)} after {idle} idle"
+    lines = [_header(kind, run, owner=owner), moving]
     return _fit(lines), _run_buttons(event, "plot")
 
 
@@ -350,7 +356,12 @@ def best_of(
     return pick(scored, key=lambda item: item[0])[1]
 
 
-def _burst_line(event: RunEvent) -> str:
+def _burst_line(event: RunEvent, owner: Callable[[str | None], str]) -> str:
+    whose = owner(event.run.user)
+    return _burst_run(event) + (f" · 👤 {whose}" if whose else "")
+
+
+def _burst_run(event: RunEvent) -> str:
     run = event.run
     marker = STATE_MARKERS.get(event.kind, "•")
     name = run_link(run)
@@ -371,8 +382,12 @@ def render_burst(
     ui_url: str,
     *,
     limit: int = TELEGRAM_TEXT_LIMIT,
+    owner: Callable[[str | None], str] = lambda _user: "",
 ) -> list[str]:
-    """Render many events of one project (or sweep) as one message, or a few when long."""
+    """Render many events of one project (or sweep) as one message, or a few when long.
+
+    `owner(username)` names each listed run's owner as HTML ("" names none).
+    """
     if not events:
         return []
     first = events[0].run
@@ -405,7 +420,7 @@ def render_burst(
     budget = MAX_BURST_PARTS * (limit - _BURST_HEADER_RESERVE) * 3 // 4
     used = utf16_len("\n".join(lines))
     for index, event in enumerate(named):
-        line = _burst_line(event)
+        line = _burst_line(event, owner)
         used += utf16_len(line) + 1
         if index >= MAX_BURST_LINES or used > budget:
             lines.append(f"… and {len(named) - index} more")

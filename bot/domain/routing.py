@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from bot.domain.control import render_stop_confirmed
 from bot.domain.events import RunEvent
-from bot.domain.notify import Notification, notifications_for
+from bot.domain.notify import Notification, notifications_for, personal_notifications
 from config.lab import LabConfig
 
 # A stop is confirmed by whatever ended the run: the kill it asked for or an end that came first.
@@ -32,6 +32,8 @@ class RoutingData:
     silenced: Collection[tuple[int, str]] = ()
     migrations: Mapping[int, int] = field(default_factory=dict)
     stop_waiters: Mapping[str, Sequence[StopWaiter]] = field(default_factory=dict)
+    #: Telegram users who asked with /mine to hear of their own runs in private.
+    mine: Collection[int] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,14 @@ def route(
         burst_threshold=burst_threshold,
         extra_subscriptions=data.subscriptions,
         muted=_muted(lab, data),
+        sweep_params=sweep_params,
+    )
+    notes += personal_notifications(
+        events,
+        lab,
+        data.mine,
+        ui_url=ui_url,
+        burst_threshold=burst_threshold,
         sweep_params=sweep_params,
     )
     moved = [

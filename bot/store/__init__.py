@@ -12,6 +12,7 @@ from bot.store.callbacks import CallbackRepository, drop_tokens
 from bot.store.chats import ChatRepository, DigestRepository, SilenceRepository
 from bot.store.db import MIGRATIONS, Database
 from bot.store.outbox import OutboxRepository, insert_messages
+from bot.store.people import PeopleRepository
 from bot.store.records import (
     AgentRecord,
     CallbackRecord,
@@ -37,6 +38,7 @@ __all__ = [
     "OutboxItem",
     "OutboxRepository",
     "OutboxRow",
+    "PeopleRepository",
     "ProjectState",
     "RunRepository",
     "SilenceRepository",
@@ -62,6 +64,7 @@ class Store:
         self.agents = AgentRepository(self.db)
         self.alerts = AlertRepository(self.db)
         self.topics = TopicRepository(self.db)
+        self.people = PeopleRepository(self.db)
 
     @property
     def schema_version(self) -> int:

@@ -122,6 +122,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE callbacks ADD COLUMN thread_id INTEGER
     """,
+    # People: who hears of their own runs in private (/mine); and a message to a person in
+    # quiet hours is held until they end, apart from `not_before` so it delays no other.
+    """
+    CREATE TABLE mine (user_id INTEGER PRIMARY KEY, since TEXT NOT NULL);
+    ALTER TABLE outbox ADD COLUMN held_until TEXT
+    """,
 )
 
 

@@ -97,18 +97,23 @@ class OutboxRepository:
 
         A message is due once it and every older message of its chat are due, so a chat's
         messages keep their order; chats that refused the bot wait until they come back.
+        A message held for quiet hours waits alone: it holds back no other message.
         """
         with self._db.read() as db:
             rows = db.execute(
-                f"{_PENDING} SELECT * FROM pending WHERE ready_at<=? ORDER BY turn, id LIMIT ?",  # noqa: S608
-                (iso(now), limit),
+                f"{_PENDING} SELECT * FROM pending WHERE ready_at<=?"  # noqa: S608
+                " AND (held_until IS NULL OR held_until<=?) ORDER BY turn, id LIMIT ?",
+                (iso(now), iso(now), limit),
             ).fetchall()
         return [_row(row) for row in rows]
 
     def next_due_at(self) -> datetime | None:
         """Return when the earliest pending message may be sent."""
         with self._db.read() as db:
-            row = db.execute(f"{_PENDING} SELECT MIN(ready_at) AS t FROM pending").fetchone()  # noqa: S608
+            row = db.execute(
+                f"{_PENDING} SELECT MIN(MAX(ready_at, COALESCE(held_until, ready_at))) AS t"  # noqa: S608
+                " FROM pending"
+            ).fetchone()
         return parse_time(row["t"])
 
     def waiting(self, now: datetime) -> int:
@@ -141,6 +146,24 @@ class OutboxRepository:
                 (error, iso(not_before), int(count), outbox_id),
             ).fetchone()
             return int(row["attempts"])
+
+    def hold(self, outbox_id: int, until: datetime | None) -> None:
+        """Keep a message back until `until` (quiet hours; None: no more); others may go."""
+        with self._db.tx() as db:
+            db.execute(
+                "UPDATE outbox SET held_until=? WHERE id=?",
+                (iso(until) if until else None, outbox_id),
+            )
+
+    def held(self, now: datetime) -> list[tuple[int, int, str]]:
+        """Return (id, chat, kind) of the unsent messages held beyond `now`."""
+        with self._db.read() as db:
+            rows = db.execute(
+                "SELECT id, chat_id, kind FROM outbox WHERE sent_at IS NULL AND dead=0"
+                " AND held_until>?",
+                (iso(now),),
+            ).fetchall()
+        return [(int(r["id"]), int(r["chat_id"]), str(r["kind"])) for r in rows]
 
     def message_id(self, dedupe_key: str) -> int | None:
         """Return the Telegram message id a sent message got, by its dedupe key."""
@@ -209,4 +232,5 @@ def _row(row: sqlite3.Row) -> OutboxRow:
         reply_to=row["reply_to"],
         thread_id=row["thread_id"],
         topic=row["topic"],
+        held_until=parse_time(row["held_until"]),
     )

@@ -43,6 +43,13 @@ class OutboxRow:
     reply_to: str | None = None
     thread_id: int | None = None
     topic: str | None = None
+    #: Until when the message waited out its person's quiet hours, if it did.
+    held_until: datetime | None = None
+
+    @property
+    def queued_at(self) -> datetime:
+        """Return since when the message has been waiting to go: its age counts from here."""
+        return max(self.created_at, self.held_until or self.created_at)
 
 
 @dataclass(frozen=True, slots=True)

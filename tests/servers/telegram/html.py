@@ -45,6 +45,7 @@ _SIMPLE_TYPES = {
     "span": "spoiler",
 }
 
+_USER_LINK = re.compile(r"^tg://user\?id=(\d{1,16})$")
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _ENTITY_RE = re.compile(rb"&(#x[0-9a-fA-F]{1,8}|#[0-9]{1,10}|[a-zA-Z]{1,10});")
 _SPACE = b" \t\r\n\f\v"
@@ -253,8 +254,14 @@ def _close(top: _Open, end_offset: int, stack: list[_Open], entities: list[dict[
     elif top.tag == "a":
         if not top.argument:
             return  # tdlib drops links without href
-        entity["type"] = "text_link"
-        entity["url"] = top.argument
+        mention = _USER_LINK.match(top.argument)
+        if mention is not None:
+            # Telegram turns a link to a user into a mention of that user.
+            entity["type"] = "text_mention"
+            entity["user"] = {"id": int(mention[1]), "is_bot": False, "first_name": mention[1]}
+        else:
+            entity["type"] = "text_link"
+            entity["url"] = top.argument
     elif top.tag == "tg-emoji":
         if not top.argument:
             return

@@ -37,15 +37,20 @@ class Fault:
     reset: int = 1
 
 
-def authorized(header: str | None) -> bool:
-    """Tell whether an Authorization header carries an accepted API key."""
+def api_key(header: str | None) -> str | None:
+    """Return the accepted API key an Authorization header carries, else None."""
     if not header or not header.startswith("Basic "):
-        return False
+        return None
     try:
         user, _, key = base64.b64decode(header[6:]).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        return False
-    return user == "api" and API_KEY_RE.match(key) is not None
+        return None
+    return key if user == "api" and API_KEY_RE.match(key) is not None else None
+
+
+def authorized(header: str | None) -> bool:
+    """Tell whether an Authorization header carries an accepted API key."""
+    return api_key(header) is not None
 
 
 class WandbServer:
@@ -122,6 +127,10 @@ class WandbServer:
         self.reset_requests()
         with self._faults_lock:
             self._faults.clear()
+
+    def add_user(self, key: str, username: str) -> None:
+        """Make an API key belong to `username`: its runs are theirs, Viewer answers them."""
+        self.store.users[key] = username
 
     def seed(self, spec: dict[str, Any]) -> dict[str, int]:
         """Bulk-create projects, sweeps and runs; return how many of each."""
@@ -203,6 +212,7 @@ class WandbServer:
         app.router.add_get("/_control/sweeps/{entity}/{project}", self._c_list_sweeps)
         app.router.add_get("/_control/sweeps/{entity}/{project}/{sweep}", self._c_get_sweep)
         app.router.add_get("/_control/health", self._c_health)
+        app.router.add_post("/_control/users", self._c_users)
         return app
 
     @web.middleware
@@ -257,7 +267,8 @@ class WandbServer:
         if limit is not None and root_fields(document, given) > limit:
             message = f"query too complex: more than {limit} top-level fields"
             return web.json_response({"errors": [{"message": message}]}, status=400)
-        body = self.graphql.execute(document, payload.get("variables"), given)
+        user = self.store.username(api_key(request.headers.get("Authorization")))
+        body = self.graphql.execute(document, payload.get("variables"), given, user)
         return web.json_response(body)
 
     async def _file_stream(self, request: web.Request) -> web.Response:
@@ -285,6 +296,14 @@ class WandbServer:
         return web.Response(status=200)
 
     # ---- control routes ---------------------------------------------------------------
+
+    async def _c_users(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        key, username = body.get("key"), body.get("username")
+        if not isinstance(key, str) or not API_KEY_RE.match(key) or not username:
+            return web.json_response({"error": "needs an API key and a username"}, status=400)
+        self.add_user(key, str(username))
+        return web.json_response({"ok": True})
 
     async def _c_health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

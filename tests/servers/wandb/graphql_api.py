@@ -24,6 +24,7 @@ from graphql import (
 from tests.servers.wandb import filters
 from tests.servers.wandb import filters as _filters_mod
 from tests.servers.wandb.store import (
+    DEFAULT_USERNAME,
     Project,
     Run,
     Store,
@@ -35,7 +36,7 @@ from tests.servers.wandb.store import (
 )
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
-VIEWER_NAME = "me"
+VIEWER_NAME = DEFAULT_USERNAME
 
 
 def build_wandb_schema() -> GraphQLSchema:
@@ -63,12 +64,12 @@ def root_fields(document: DocumentNode, given: str | None = None) -> int:
     return 0
 
 
-def _user(entity: str) -> dict[str, Any]:
+def _user(entity: str, username: str = VIEWER_NAME) -> dict[str, Any]:
     return {
-        "id": b64id("User", VIEWER_NAME),
-        "name": "Me",
-        "username": VIEWER_NAME,
-        "email": "me@example.com",
+        "id": b64id("User", username),
+        "name": username.title(),
+        "username": username,
+        "email": f"{username}@example.com",
         "admin": False,
         "flags": "{}",
         "entity": entity,
@@ -226,7 +227,7 @@ class RunNode:
         self.failed = run.state in ("failed", "crashed")
         self.stopped = run.state == "killed"
         self.running = run.state == "running"
-        self.user = {"name": VIEWER_NAME, "username": VIEWER_NAME}
+        self.user = {"id": b64id("User", run.user), "name": run.user.title(), "username": run.user}
 
     def config(self, info: GraphQLResolveInfo) -> str:
         """Return the config as W&B stores it: ``{k: {"value": v}}``, JSON-encoded."""
@@ -386,15 +387,18 @@ class SweepNode:
 class Root:
     """Resolve the root Query and Mutation fields."""
 
-    def __init__(self, store: Store, default_entity: str, base_url: str) -> None:
+    def __init__(
+        self, store: Store, default_entity: str, base_url: str, user: str = VIEWER_NAME
+    ) -> None:
         self.store = store
         self.default_entity = default_entity
         self.base_url = base_url
+        self.user = user
 
     # Query
     def viewer(self, info: GraphQLResolveInfo) -> dict[str, Any]:
-        """Return the one user every accepted key belongs to."""
-        return _user(self.default_entity)
+        """Return the user the request's API key belongs to."""
+        return _user(self.default_entity, self.user)
 
     def project(
         self, info: GraphQLResolveInfo, name: str | None = None, entityName: str | None = None
@@ -432,7 +436,7 @@ class Root:
         """Create or update a run."""
         data = dict(input)
         data["entityName"] = data.get("entityName") or self.default_entity
-        run, inserted = self.store.upsert_run(data)
+        run, inserted = self.store.upsert_run(data, self.user)
         return {"bucket": RunNode(self.store, run), "inserted": inserted}
 
     def upsertSweep(self, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
@@ -532,10 +536,14 @@ class GraphQLService:
         return doc
 
     def execute(
-        self, document: DocumentNode, variables: Mapping[str, Any] | None, operation: str | None
+        self,
+        document: DocumentNode,
+        variables: Mapping[str, Any] | None,
+        operation: str | None,
+        user: str = VIEWER_NAME,
     ) -> dict[str, Any]:
-        """Execute a validated document and return the JSON response body."""
-        root = Root(self.store, self.default_entity, self.base_url)
+        """Execute a validated document as `user` and return the JSON response body."""
+        root = Root(self.store, self.default_entity, self.base_url, user)
         with self.store.lock:
             result = execute(
                 self.schema,

@@ -22,6 +22,8 @@ from tests.servers.wandb import filters
 
 DEFAULT_ENTITY = "lab"
 DEFAULT_PROJECT = "uncategorized"
+# Who an API key belongs to when no test named its user.
+DEFAULT_USERNAME = "me"
 RUN_STATES = frozenset({"pending", "running", "finished", "failed", "crashed", "killed"})
 TERMINAL_STATES = frozenset({"finished", "failed", "crashed", "killed"})
 SWEEP_STATES = frozenset({"PENDING", "RUNNING", "PAUSED", "FINISHED", "CANCELED", "FAILED"})
@@ -148,6 +150,8 @@ class Run:
     stop_requested: bool = False
     last_seen: float | None = None
     streamed: bool = False
+    # The username of the API key that created the run (W&B's `Run.user`).
+    user: str = DEFAULT_USERNAME
     files: dict[str, bytes] = field(default_factory=dict)
     # output.log as the SDK streams it: one entry per console line, "[ERROR ]<iso> text".
     console: list[str] = field(default_factory=list)
@@ -222,6 +226,7 @@ class Run:
             "updatedAt": iso(self.updated_at),
             "heartbeatAt": iso(self.heartbeat_at),
             "files": sorted(self.files),
+            "user": self.user,
         }
 
 
@@ -367,6 +372,12 @@ class Store:
             self.projects: dict[tuple[str, str], Project] = {}
             self.agents: dict[str, Agent] = {}
             self._agent_numbers = itertools.count(1)
+            # API key → username; a key not named here belongs to DEFAULT_USERNAME.
+            self.users: dict[str, str] = {}
+
+    def username(self, api_key: str | None) -> str:
+        """Return the user an API key belongs to."""
+        return self.users.get(api_key or "", DEFAULT_USERNAME)
 
     def now(self) -> datetime:
         """Return the current UTC time, strictly later than any earlier call."""
@@ -419,8 +430,11 @@ class Store:
 
     # ---- runs ---------------------------------------------------------------------
 
-    def upsert_run(self, data: Mapping[str, Any]) -> tuple[Run, bool]:
-        """Create or update a run from an UpsertBucket input; return (run, inserted)."""
+    def upsert_run(self, data: Mapping[str, Any], user: str = DEFAULT_USERNAME) -> tuple[Run, bool]:
+        """Create or update a run from an UpsertBucket input; return (run, inserted).
+
+        A new run belongs to `user`, the owner of the key that created it.
+        """
         with self.lock:
             if data.get("id"):
                 run = self.run_by_gid(str(data["id"]))
@@ -435,7 +449,7 @@ class Store:
                 inserted = existing is None
                 if existing is None:
                     now = self.now()
-                    existing = Run(proj.entity, proj.name, name, now, now, now)
+                    existing = Run(proj.entity, proj.name, name, now, now, now, user=user)
                     existing.last_seen = time.monotonic()
                     proj.runs[name] = existing
                 run = existing
@@ -880,6 +894,7 @@ class Store:
             group=r.get("group"),
             job_type=r.get("jobType"),
             notes=r.get("notes"),
+            user=str(r.get("user") or DEFAULT_USERNAME),
         )
         if r.get("live"):
             run.last_seen = time.monotonic()
