@@ -53,7 +53,7 @@ from bot.topics import TopicService, check_topics
 from config import LabConfig, LabFileError, Settings
 from handlers.access import Gate
 from handlers.common import report_error
-from handlers.table import BUTTONS, COMMANDS, HELP
+from handlers.table import BUTTONS, COMMANDS, HELP, PEOPLE_HELP
 from wandb_client.agents import AgentSupervisor
 from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
@@ -218,6 +218,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             started_at=clock(),
             health=health,
             help_text=HELP,
+            people_help=PEOPLE_HELP,
         )
     )
     register_handlers(application)

@@ -163,6 +163,8 @@ class Services:
     health: HealthServer | None = None
     # /help, rendered once from the command table by the composition root.
     help_text: str = ""
+    # /help in a person's private chat that is no lab chat: only what works there.
+    people_help: str = ""
 
 
 class BotData:

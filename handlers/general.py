@@ -5,12 +5,25 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.services import CustomContext
+from handlers.access import is_lab_chat
 from handlers.people import mine
 
 WELCOME = (
     "👋 I watch the lab's W&amp;B projects and tell this chat when runs finish, fail, "
     "crash or stall. I can also start sweeps and stop runs for admins."
 )
+WELCOME_PERSON = (
+    "👋 I watch the lab's W&amp;B projects for its chats. Here I can tell you about your own "
+    "runs: send /mine."
+)
+
+
+def _help(context: CustomContext) -> str:
+    """Return /help for this chat: everything in a lab chat, only /mine's few in a person's."""
+    services = context.services
+    if is_lab_chat(services, context.chat_id, context.chat_type):
+        return services.help_text
+    return services.people_help
 
 
 async def start_command(update: Update, context: CustomContext) -> None:
@@ -18,12 +31,13 @@ async def start_command(update: Update, context: CustomContext) -> None:
     if context.arguments[:1] == ["mine"] and context.chat_type == "private":
         await mine(context, on=True)
         return
-    await context.reply(f"{WELCOME}\n\n{context.services.help_text}")
+    lab = is_lab_chat(context.services, context.chat_id, context.chat_type)
+    await context.reply(f"{WELCOME if lab else WELCOME_PERSON}\n\n{_help(context)}")
 
 
 async def help_command(update: Update, context: CustomContext) -> None:
-    """List every command with its full usage."""
-    await context.reply(context.services.help_text)
+    """List every command this chat may use, with its full usage."""
+    await context.reply(_help(context))
 
 
 async def status_command(update: Update, context: CustomContext) -> None:

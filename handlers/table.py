@@ -105,3 +105,4 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
 )
 
 HELP = render_help(COMMANDS)
+PEOPLE_HELP = render_help([spec for spec in COMMANDS if spec.people])

@@ -87,6 +87,9 @@ async def test_mine_brings_a_person_their_own_runs_and_nobody_elses(tmp_path: Pa
         assert group.text is not None and "private chat" in group.text
         assert any("t.me/" in e.get("url", "") for e in group.entities)
         # A person's private chat is no lab chat: it takes /mine, /help and /start, no more.
+        helped = await h.reply_to("/help", chat_id=ALICE, user_id=ALICE)
+        assert helped.text is not None and "/mine [off]" in helped.text
+        assert "/runs" not in helped.text and "/sweep" not in helped.text
         refused = await h.reply_to(f"/runs {PROJECT}", chat_id=ALICE, user_id=ALICE)
         assert refused.text is not None and "not part of the lab" in refused.text
         stranger = await h.reply_to("/mine", chat_id=STRANGER, user_id=STRANGER)
