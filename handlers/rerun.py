@@ -51,7 +51,7 @@ async def _ask(context: CustomContext, request: RerunRequest) -> None:
         text, buttons = render_run_choices(request.run.run_id, found, "rerun", context.now, target)
         await context.reply(text, buttons=buttons)
         return
-    plan = await services.sweeps.rerun(found, request)
+    plan = await services.sweeps.derived.rerun(found, request)
     ttl = services.settings.confirm_ttl
     text, buttons = render_rerun_prompt(
         found,
@@ -75,7 +75,7 @@ async def rerun_yes_pressed(context: CustomContext, record: CallbackRecord) -> N
     key = request.run
     try:
         run = await services.wandb.run(key.entity, key.project, key.run_id)
-        plan = await services.sweeps.rerun(run, request)
+        plan = await services.sweeps.derived.rerun(run, request)
         started = await services.sweeps.start_derived(
             plan, chat_id=context.chat_id, user_id=context.user_id, thread_id=context.thread_id
         )

@@ -166,7 +166,7 @@ async def sweep_plot_pressed(context: CustomContext, record: CallbackRecord) -> 
 async def _derive_prompt(context: CustomContext, record: CallbackRecord, kind: DeriveKind) -> None:
     services = context.services
     await context.answer()
-    plan = await services.sweeps.derive(record.target, kind)
+    plan = await services.sweeps.derived.from_best(record.target, kind)
     ttl = services.settings.confirm_ttl
     dumped = yaml.safe_dump(plan.config, sort_keys=False, allow_unicode=True)
     text, buttons = render_derive_prompt(record.target, kind, dumped, fmt_duration(ttl))
@@ -188,7 +188,7 @@ async def _derive_yes(context: CustomContext, record: CallbackRecord, kind: Deri
     await context.answer("Starting…")
     services = context.services
     try:
-        plan = await services.sweeps.derive(record.target, kind)
+        plan = await services.sweeps.derived.from_best(record.target, kind)
         started = await services.sweeps.start_derived(
             plan,
             chat_id=context.chat_id,

@@ -135,3 +135,20 @@ async def rerun_run(
         original = await read_sweep_config(entry, lab.sweeps[entry].file)
     same = record if record is not None and record.name == entry else None
     return _rerun(original, run, lab, entry, request.seeds, request.count, same)
+
+
+class DerivedSweeps:
+    """Build the configs of new sweeps on results, for the sweep service to start."""
+
+    def __init__(self, store: Store, wandb: SweepSource, lab: LabConfig) -> None:
+        self._store = store
+        self._wandb = wandb
+        self._lab = lab
+
+    async def from_best(self, path: str, kind: DeriveKind) -> DerivedSweep:
+        """Return a rerun or narrowed sweep built on a finished sweep's best run."""
+        return await derive(self._store, self._wandb, self._lab, path, kind)
+
+    async def rerun(self, run: RunSnapshot, request: RerunRequest) -> DerivedSweep:
+        """Return a grid sweep that reruns one run's config over seeds (`/rerun`)."""
+        return await rerun_run(self._store, self._wandb, self._lab, run, request)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.delivery import Delivery
-from bot.domain.commands import RerunRequest, SweepRef, SweepStart
+from bot.domain.commands import SweepRef, SweepStart
 from bot.domain.control import AgentView, SweepView
 from bot.domain.events import RunEvent
 from bot.domain.sweeps import join_target
@@ -19,7 +19,7 @@ from bot.sweeps.agents import LOCAL, AgentWatch
 from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, read_progress, split_path
-from bot.sweeps.derived import DerivedSweep, DeriveKind, derive, rerun_run
+from bot.sweeps.derived import DerivedSweep, DerivedSweeps
 from bot.sweeps.launchers import LauncherRegistry
 from bot.sweeps.report import SweepReporter
 from bot.sweeps.setup import agent_env, launch_request, new_record, parse_gpus, read_sweep_config
@@ -28,7 +28,6 @@ from bot.topics import Topics
 from config import LabConfig, Settings
 from config.lab import SweepDef
 from wandb_client.errors import AgentError
-from wandb_client.models import RunSnapshot
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -109,6 +108,8 @@ class SweepService:
             agents=self.agents,
             topics=topics,
         )
+        # Rerun and Narrow: the configs of new sweeps built on results.
+        self.derived = DerivedSweeps(store, wandb, lab)
         self.breaker = CrashLoopBreaker(
             policy=lab.crash_loop,
             store=store,
@@ -146,26 +147,24 @@ class SweepService:
             config["run_cap"] = request.count
             sweep_id = await self._wandb.create_sweep(config, request.entity, request.project)
             path = f"{request.entity}/{request.project}/{sweep_id}"
-        self._store.sweeps.add(
-            new_record(
-                path,
-                request,
-                target,
-                chat_id,
-                user_id,
-                definition.launcher,
-                self._clock(),
-                thread_id,
-            )
+        record = new_record(
+            path, request, target, chat_id, user_id, definition.launcher, self._clock(), thread_id
         )
-        # The sweep's runs must be polled even when no chat watches its project.
-        self._polls.ensure(request.entity, request.project)
-        views = await self._launch(
-            definition, path, count=count, agents=request.agents, gpus=request.gpus
-        )
+        views = await self._begin(record, definition, request, count)
         # The card follows the reply: the handler asks for it (`request_refresh`).
         reused = request.sweep_id is not None
         return StartedSweep(path, request.name, count, tuple(views), reused)
+
+    async def _begin(
+        self, record: SweepRecord, definition: SweepDef, request: SweepStart, count: int
+    ) -> list[AgentView]:
+        """Record a sweep created or joined from a chat, poll its project, start its agents."""
+        self._store.sweeps.add(record)
+        # The sweep's runs must be polled even when no chat watches its project.
+        self._polls.ensure(request.entity, request.project)
+        return await self._launch(
+            definition, record.path, count=count, agents=request.agents, gpus=request.gpus
+        )
 
     async def _join(self, path: str, request: SweepStart) -> tuple[int, int]:
         """Check a W&B sweep can take `count` more runs; return (runs to add, card total)."""
@@ -206,14 +205,6 @@ class SweepService:
             self._store.sweeps.update(path, finished_at=self._clock())
             raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
 
-    async def derive(self, path: str, kind: DeriveKind) -> DerivedSweep:
-        """Return a rerun or narrowed sweep built on a finished one's best run."""
-        return await derive(self._store, self._wandb, self._lab, path, kind)
-
-    async def rerun(self, run: RunSnapshot, request: RerunRequest) -> DerivedSweep:
-        """Return a grid sweep that reruns one run's config over seeds (`/rerun`)."""
-        return await rerun_run(self._store, self._wandb, self._lab, run, request)
-
     async def start_derived(
         self,
         plan: DerivedSweep,
@@ -229,22 +220,17 @@ class SweepService:
         request = SweepStart(
             plan.entry, plan.count, plan.agents, plan.gpus, plan.project, plan.entity
         )
-        self._store.sweeps.add(
-            new_record(
-                path,
-                request,
-                plan.count,
-                chat_id,
-                user_id,
-                definition.launcher,
-                self._clock(),
-                thread_id,
-            )
+        record = new_record(
+            path,
+            request,
+            plan.count,
+            chat_id,
+            user_id,
+            definition.launcher,
+            self._clock(),
+            thread_id,
         )
-        self._polls.ensure(plan.entity, plan.project)
-        views = await self._launch(
-            definition, path, count=plan.count, agents=plan.agents, gpus=plan.gpus
-        )
+        views = await self._begin(record, definition, request, plan.count)
         return StartedSweep(path, plan.entry, plan.count, tuple(views), False)
 
     # -- resolving ---------------------------------------------------------------------
