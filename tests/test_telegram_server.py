@@ -666,3 +666,15 @@ def test_command_line_prints_listening_line():
         proc.wait(timeout=10)
         if proc.stdout:
             proc.stdout.close()
+
+
+async def test_a_user_link_is_a_mention_of_a_user_the_bot_knows_else_plain_text(server, bot):
+    server.add_chat(-100777, "supergroup", "lab")
+    server.add_chat(4001, "private", first_name="Alice", username="alice")
+    html = '<a href="tg://user?id=4001">Al</a> and <a href="tg://user?id=4002">Bo</a>'
+    sent = await bot.send_message(-100777, html, parse_mode=ParseMode.HTML)
+    assert sent.text == "Al and Bo"
+    [mention] = sent.entities
+    assert mention.type == "text_mention" and (mention.offset, mention.length) == (0, 2)
+    assert mention.user is not None and mention.user.first_name == "Alice"
+    assert mention.user.id == 4001 and mention.user.username == "alice"

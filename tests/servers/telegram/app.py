@@ -316,6 +316,25 @@ class TelegramServer:
             self.limits = limits
         self.flood = FloodControl(self.limits, self.clock)
 
+    def _mentions(self, parsed: ParsedText) -> ParsedText:
+        """Fill in a mentioned user the bot knows; a user it never met stays plain text.
+
+        Telegram guarantees a `tg://user?id=` mention only for users who talked to the bot
+        (or are in the chat); here that is a user with a private chat.
+        """
+        entities = []
+        for entity in parsed.entities:
+            if entity["type"] == "text_mention":
+                known = self.chats.get(entity["user"]["id"])
+                if known is None or known.type != "private":
+                    continue
+                user = {**entity["user"], "first_name": known.first_name or str(known.id)}
+                if known.username:
+                    user["username"] = known.username
+                entity = {**entity, "user": user}
+            entities.append(entity)
+        return ParsedText(parsed.text, entities)
+
     def add_chat(
         self,
         chat_id: int,
@@ -813,7 +832,7 @@ class TelegramServer:
             parsed = ParsedText(raw, list(entities) if isinstance(entities, list) else [])
         else:
             raise bad_request("unsupported parse_mode")
-        parsed = strip_text(parsed)
+        parsed = self._mentions(strip_text(parsed))
         size = utf16_len(parsed.text)
         if caption:
             if size > MAX_CAPTION:
