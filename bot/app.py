@@ -47,6 +47,7 @@ from bot.services import (
     Services,
     StatusService,
 )
+from bot.stop_watch import StopWatch
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
 from bot.topics import TopicService, check_topics
@@ -197,6 +198,7 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             else None,
         )
     monitor.add_hook(sweeps.on_events)
+    monitor.set_card_claims(sweeps.card_claims)
     monitor.set_explainer(FailureExplainer(wandb.console_tail))
     application.bot_data.bind(
         Services(
@@ -276,6 +278,13 @@ async def start_services(application: BotApplication) -> None:
         services.sweeps.refresh_job,
         interval=max(services.settings.card_edit_interval, services.settings.poll_interval),
         name="sweep-cards",
+    )
+    stops = StopWatch(
+        services.store, services.delivery, services.clock, services.settings.stop_retry_after
+    )
+    # Checked a few times per retry period: a slow stop is told at most a quarter late.
+    application.job_queue.run_repeating(
+        stops.check_job, interval=min(services.settings.stop_retry_after / 4, 30), name="stops"
     )
 
 

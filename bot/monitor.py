@@ -11,6 +11,7 @@ from typing import Protocol
 from bot.callbacks import to_outbox
 from bot.domain.events import RunEvent, RunMemory, StallPolicy, diff_runs
 from bot.domain.keys import ProjectKey, RunKey, SweepKey
+from bot.domain.params import RecentConfigs
 from bot.domain.routing import RoutingData, StopWaiter, route
 from bot.store import ProjectState, Store
 from config import LabConfig
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 EventHook = Callable[[str, str, Sequence[RunEvent]], Awaitable[None]]
 PollHook = Callable[[str, str, Sequence[RunSnapshot]], Awaitable[None]]
 Explainer = Callable[[Sequence[RunEvent]], Awaitable[list[RunEvent]]]
+# Sweeps whose runs fold into a live card, each with the chat the card is in.
+CardClaims = Callable[[], Mapping[SweepKey, int]]
 
 
 class RunSource(Protocol):
@@ -94,6 +97,9 @@ class Monitor:
         self._hooks: list[EventHook] = []
         self._poll_hooks: list[PollHook] = []
         self._explain: Explainer | None = None
+        self._claims: CardClaims | None = None
+        # The latest runs' configs per project: a notification leaves out the usual values.
+        self._configs = RecentConfigs()
         # Sweep id → its parameter names, looked up once per sweep for notifications.
         self._sweep_params: dict[str, tuple[str, ...]] = {}
         # Lab-file projects, qualified once: the lab file does not change while running.
@@ -119,6 +125,10 @@ class Monitor:
     def set_explainer(self, explain: Explainer) -> None:
         """Let `explain(events)` add why failed and crashed runs ended, before rendering."""
         self._explain = explain
+
+    def set_card_claims(self, claims: CardClaims) -> None:
+        """Let `claims()` name the sweeps whose finished runs their card tells, not a message."""
+        self._claims = claims
 
     def qualify(self, project: str) -> tuple[str, str]:
         """Split `entity/project` or a bare project (the lab's entity) into its parts."""
@@ -219,6 +229,7 @@ class Monitor:
         if self._explain is not None and events:
             events = await self._explain(events)
         await self._learn_sweeps(key, events)
+        self._configs.add(str(key), {run.path: run.config for run in runs if run.config})
         routed = route(
             events,
             self._lab,
@@ -226,6 +237,7 @@ class Monitor:
             ui_url=self._ui_url,
             burst_threshold=self._burst_threshold,
             sweep_params=self._sweep_params,
+            usual={str(key): self._configs.usual(str(key))} if events else None,
         )
         # The next poll asks for what changed since this one began, less the overlap that
         # absorbs clock skew between the bot and W&B; the diff makes repeats harmless. A
@@ -242,6 +254,8 @@ class Monitor:
             messages=[to_outbox(note) for note in routed.notifications],
             # The stop requests these messages answer go in the same transaction.
             used_callbacks=routed.answered,
+            # Runs a sweep card tells count as told: no later poll announces them.
+            told=routed.folded,
         )
         await self._call_hooks(key, events, runs)
         return PollOutcome(key, True, tuple(events), len(ids), active, missing=not found)
@@ -267,6 +281,7 @@ class Monitor:
                 for path, records in waiting.items()
             },
             mine=self._store.people.subscribers(),
+            cards=self._claims() if self._claims is not None else {},
         )
 
     async def _call_hooks(

@@ -22,6 +22,9 @@ ALL_EVENTS: tuple[EventKind, ...] = (
     "stalled",
     "recovered",
 )
+#: Where a tracked sweep's runs are told: folded into its live card (failures, crashes and
+#: stalls still get their own message), or one message each.
+SweepRuns = Literal["card", "each"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _CRON_FIELDS = 5
 
@@ -162,6 +165,8 @@ class ProjectConfig(_Model):
     entity: str | None = None
     stall_after: float | None = Field(default=None, gt=0)
     alerts: tuple[AlertRule, ...] = ()
+    #: How runs of sweeps started from the chat are told (a sweep's own setting wins).
+    sweep_runs: SweepRuns = "card"
 
 
 LauncherKind = Literal["local", "slurm"]
@@ -237,6 +242,8 @@ class SweepDef(_Model):
     log_dir: Path | None = None
     #: The parameter `/rerun` varies to repeat a run with other seeds.
     seed_param: str = "seed"
+    #: How this sweep's runs are told; unset, its project's `sweep_runs` decides.
+    sweep_runs: SweepRuns | None = None
 
     @field_validator("project")
     @classmethod
@@ -418,6 +425,12 @@ class LabConfig(_Model):
     def project(self, name: str) -> ProjectConfig:
         """Return a project's settings, defaults when the lab file names none."""
         return self.projects.get(name, _DEFAULT_PROJECT)
+
+    def sweep_runs_of(self, sweep: str, project: str) -> SweepRuns:
+        """Return how a started sweep's runs are told: its own setting, else its project's."""
+        definition = self.sweeps.get(sweep)
+        own = definition.sweep_runs if definition is not None else None
+        return own or self.project(project).sweep_runs
 
     def entity_of(self, project: str) -> str:
         """Return the entity a bare project name lives under: its own, else the lab's."""

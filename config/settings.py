@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     agent_check_interval: float = Field(default=5.0, gt=0, alias="WTB_AGENT_CHECK_INTERVAL")
     card_edit_interval: float = Field(default=5.0, ge=0, alias="WTB_CARD_EDIT_INTERVAL")
     confirm_ttl: float = Field(default=60.0, gt=0, alias="WTB_CONFIRM_TTL")
+    # A stop not seen to take effect this long after it was asked for is told, with a retry.
+    stop_retry_after: float = Field(default=180.0, gt=0, alias="WTB_STOP_RETRY_AFTER")
     # The `wandb` command agents run as; None means the one beside the bot's Python.
     agent_executable: str | None = Field(default=None, alias="WTB_AGENT_EXECUTABLE")
 

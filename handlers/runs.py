@@ -18,9 +18,11 @@ async def runs_command(update: Update, context: CustomContext) -> None:
     services.scope.check(request.entity, request.project)
     # A branch is not a W&B filter: look through the newest runs for those of the branch.
     fetch = BRANCH_SCAN if request.branch else request.limit
-    runs = await services.wandb.recent_runs(request.entity, request.project, request.state, fetch)
+    page = await services.wandb.run_page(request.entity, request.project, request.state, fetch)
+    runs, total = page.runs, page.total
     if request.branch:
-        runs = [run for run in runs if on_branch(run, request.branch)][: request.limit]
+        # W&B counted the project's runs, not the branch's: the header shows what was found.
+        runs, total = [run for run in runs if on_branch(run, request.branch)][: request.limit], 0
     text = render_runs_list(
         request.project,
         runs,
@@ -30,5 +32,6 @@ async def runs_command(update: Update, context: CustomContext) -> None:
         entity=request.entity,
         state=request.state,
         branch=request.branch,
+        total=total,
     )
     await context.reply(text)

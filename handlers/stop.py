@@ -11,9 +11,11 @@ from bot.domain.control import (
     render_stop_cancelled,
     render_stop_prompt,
     render_stop_requested,
+    render_stop_resent,
 )
 from bot.domain.keys import RunKey
 from bot.services import CustomContext
+from bot.stop_watch import AWAIT_STOP
 from bot.store import CallbackRecord
 from handlers.common import claim_answer, default_project
 from wandb_client.errors import WandbError
@@ -66,17 +68,34 @@ async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> No
         # The prompt stays open: the admin may press Yes again once W&B answers.
         services.store.callbacks.reopen(record.token, prompt)
         raise
-    # The monitor confirms in this chat once W&B shows the run ended, then drops this.
-    services.store.callbacks.put(
-        "await_stop",
-        record.target,
-        context.now,
-        chat_id=context.chat_id,
-        thread_id=context.thread_id,
-    )
-    services.polls.ensure(key.entity, key.project)
+    _await_end(context, key)
     await context.answer("Stop requested.")
     await context.edit(render_stop_requested(record.target, None))
+
+
+def _await_end(context: CustomContext, key: RunKey) -> None:
+    """Wait for the monitor to see the run end; it confirms in this chat, then drops this.
+
+    An earlier request of this chat for the same run is replaced, so one end is told once
+    and a slow stop is told about once per request.
+    """
+    callbacks = context.services.store.callbacks
+    for earlier in callbacks.pending(AWAIT_STOP).get(str(key), ()):
+        if earlier.chat_id == context.chat_id:
+            callbacks.drop(earlier.token)
+    callbacks.put(
+        AWAIT_STOP, str(key), context.now, chat_id=context.chat_id, thread_id=context.thread_id
+    )
+    context.services.polls.ensure(key.entity, key.project)
+
+
+async def stop_again_pressed(context: CustomContext, record: CallbackRecord) -> None:
+    """Try again, on a stop that has not taken effect: send it to W&B once more."""
+    key = RunKey.parse(record.target)
+    await context.services.wandb.stop_run(key.entity, key.project, key.run_id)
+    _await_end(context, key)
+    await context.answer("Stop sent again.")
+    await context.edit(render_stop_resent(record.target))
 
 
 async def stop_no_pressed(context: CustomContext, record: CallbackRecord) -> None:

@@ -88,6 +88,7 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("stop", stop.stop_pressed, ADMIN, "Only lab admins can stop runs."),
     ButtonSpec("stop_yes", stop.stop_yes_pressed, ADMIN, stop.NOT_YOURS),
     ButtonSpec("stop_no", stop.stop_no_pressed, ADMIN, stop.NOT_YOURS),
+    ButtonSpec("stop_again", stop.stop_again_pressed, ADMIN, "Only lab admins can stop runs."),
     ButtonSpec("sweep_stop", sweep.sweep_stop_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_stop_yes", sweep.sweep_stop_yes_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_stop_no", sweep.sweep_stop_no_pressed, ADMIN, SWEEP_REFUSAL),

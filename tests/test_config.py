@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from config import LabFileError, Settings, load_lab, parse_lab
+from config import LabConfig, LabFileError, Settings, load_lab, parse_lab
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,6 +55,14 @@ def test_example_lab_file_loads_with_absolute_sweep_paths() -> None:
             "projects.p.goal: Input should be 'maximize' or 'minimize'",
         ),
         ({"entity": "lab", "surprise": 1}, "surprise: Extra inputs are not permitted"),
+        (
+            {"entity": "lab", "projects": {"p": {"sweep_runs": "all"}}},
+            "projects.p.sweep_runs: Input should be 'card' or 'each'",
+        ),
+        (
+            {"entity": "lab", "sweeps": {"w": {"file": "w.yaml", "project": "p", "sweep_runs": 1}}},
+            "sweeps.w.sweep_runs: Input should be 'card' or 'each'",
+        ),
         (
             {"entity": "lab", "sweeps": {"w": {"file": "nope.yaml", "project": "p"}}},
             "sweeps.w.file: ",
@@ -150,3 +158,22 @@ def test_a_chat_reads_times_in_its_own_zone_else_its_digests_else_the_labs():
     assert LabConfig(entity="lab").chat_zone(1) == "UTC"
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Base'"):
         LabConfig.model_validate({"entity": "lab", "chats": [{"id": 1, "timezone": "Mars/Base"}]})
+
+
+def test_a_sweeps_own_sweep_runs_wins_over_its_projects() -> None:
+    lab = LabConfig.model_validate(
+        {
+            "entity": "lab",
+            "projects": {"p": {"sweep_runs": "each"}},
+            "sweeps": {
+                "own": {"file": "a.yaml", "project": "p", "sweep_runs": "card"},
+                "inherits": {"file": "b.yaml", "project": "p"},
+                "plain": {"file": "c.yaml", "project": "q"},
+            },
+        }
+    )
+    assert lab.sweep_runs_of("own", "p") == "card"
+    assert lab.sweep_runs_of("inherits", "p") == "each"
+    assert lab.sweep_runs_of("plain", "q") == "card"
+    # A sweep no longer in the lab file follows its project.
+    assert lab.sweep_runs_of("gone", "p") == "each"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -198,3 +199,15 @@ def test_every_part_of_a_long_burst_reaches_the_store() -> None:
     store = Store(":memory:")
     ids = store.outbox.enqueue([to_outbox(n) for n in notes], datetime.now(UTC))
     assert len(ids) == len(notes)
+
+
+def test_a_finished_runs_parameter_line_leaves_out_the_projects_usual_values() -> None:
+    event = make_event(0)
+    config = {"dataset": "wine", "epochs": 5, "lr": 0.3, "seed": 4}
+    event = replace(event, run=replace(event.run, config=config))
+    usual = {"lab/wine": {"dataset": "wine", "epochs": 5, "lr": 0.01}}
+    [plain] = notifications_for([event], LAB, ui_url=UI)
+    [note] = notifications_for([event], LAB, ui_url=UI, usual=usual)
+    assert "dataset=wine" in plain.text and "epochs=5" in plain.text
+    assert "dataset=" not in note.text and "epochs=" not in note.text
+    assert "lr=0.3" in note.text and "seed=4" in note.text

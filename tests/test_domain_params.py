@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain.params import shown_params, usual_values
+from bot.domain.params import RecentConfigs, shown_params, usual_values
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,23 @@ def test_values_the_project_usually_has_are_left_out() -> None:
         ("seed", 3),
     ]
     assert usual_values(configs[:2]) == {}
+
+
+def test_a_sweep_run_shows_its_sweep_parameters_then_what_differs_from_the_usual() -> None:
+    usual = {"dataset": "wine", "epochs": 5, "n_estimators": 100, "hang": False}
+    config = {"dataset": "iris", "epochs": 5, "n_estimators": 50, "max_depth": 4, "seed": 7}
+    # n_estimators is swept, so it leads even though it differs; seed has no usual value.
+    assert shown_params(config, ("n_estimators", "max_depth"), usual) == [
+        ("n_estimators", 50),
+        ("max_depth", 4),
+        ("dataset", "iris"),
+    ]
+
+
+def test_recent_configs_keep_the_latest_runs_per_project() -> None:
+    recent = RecentConfigs(keep=3)
+    recent.add("lab/a", {f"lab/a/r{i}": {"lr": 0.1, "seed": i} for i in range(3)})
+    assert recent.usual("lab/a") == {"lr": 0.1}
+    recent.add("lab/a", {f"lab/a/n{i}": {"lr": 0.5, "seed": i} for i in range(3)})
+    assert recent.usual("lab/a") == {"lr": 0.5}  # the older runs were let go
+    assert recent.usual("lab/b") == {}

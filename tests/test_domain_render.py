@@ -323,6 +323,11 @@ def test_runs_list_is_compact_and_bounded():
     assert visible.splitlines()[0] == "📋 runs in wine-quality-dev · 200"
     assert "more" in visible.splitlines()[-1]
     assert check_html(render_runs_list("empty", [], UI, T0, entity="lab")) == "📋 no runs in empty"
+    page = render_runs_list("wine-quality-dev", runs[:10], UI, T0, settings=PROJECT, total=1340)
+    assert check_html(page).splitlines()[0] == "📋 runs in wine-quality-dev · 10 of 1,340"
+    # A total no larger than the page says nothing new.
+    whole = render_runs_list("wine-quality-dev", runs[:10], UI, T0, settings=PROJECT, total=10)
+    assert check_html(whole).splitlines()[0] == "📋 runs in wine-quality-dev · 10"
 
 
 def test_agent_exit_and_crash_loop_alert():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain.keys import SweepKey
 from bot.domain.routing import RoutingData, StopWaiter, follow_migrations, route
 from config.lab import LabConfig
 from tests.test_domain_notify import UI, make_event
@@ -76,3 +77,48 @@ def test_no_events_route_nowhere() -> None:
 def test_migration_cycles_end() -> None:
     assert follow_migrations(1, {1: 2, 2: 1}) in (1, 2)
     assert follow_migrations(5, {1: 2}) == 5
+
+
+CARD = SweepKey("lab", "wine", "sw1")
+
+
+@pytest.mark.parametrize(
+    ("kinds", "data", "expected"),
+    [
+        # The card's chat hears nothing of finished or killed runs; the other chat does.
+        (["finished", "killed"], RoutingData(cards={CARD: 1}), [(2, "finished"), (2, "killed")]),
+        # Failures, crashes and stalls still get their own message in the card's chat.
+        (
+            ["failed", "crashed", "stalled"],
+            RoutingData(cards={CARD: 1}),
+            [(chat, kind) for chat in (1, 2) for kind in ("crashed", "failed", "stalled")],
+        ),
+        # The card follows its chat to a supergroup: the lab file's old id folds there too.
+        (["finished"], RoutingData(cards={CARD: 1}, migrations={1: 10}), [(2, "finished")]),
+        # A sweep no card claims (another sweep's card, or `sweep_runs: each`) is told as ever.
+        (
+            ["finished"],
+            RoutingData(cards={SweepKey("lab", "wine", "other"): 1}),
+            [(1, "finished"), (2, "finished")],
+        ),
+    ],
+)
+def test_a_sweep_card_tells_its_finished_runs_instead_of_a_message(
+    kinds: list[str], data: RoutingData, expected: list[tuple[int, str]]
+) -> None:
+    events = [make_event(i, kind, sweep="sw1") for i, kind in enumerate(kinds)]
+    assert chats(route(events, LAB, data, ui_url=UI, burst_threshold=9)) == expected
+
+
+def test_folded_runs_are_recorded_as_told_in_the_cards_chat_only() -> None:
+    events = [make_event(i, "finished", sweep="sw1") for i in range(5)]
+    routed = route(events, LAB, RoutingData(cards={CARD: 1}, migrations={1: 10}), ui_url=UI)
+    assert sorted(routed.folded) == sorted((10, e.dedupe_key) for e in events)
+    # The other chat still gets its burst, which names every run.
+    assert [n.kind for n in routed.notifications] == ["burst"]
+    assert routed.notifications[0].chat_id == 2
+
+
+def test_a_run_outside_any_sweep_never_folds() -> None:
+    routed = route([make_event(0)], LAB, RoutingData(cards={CARD: 1}), ui_url=UI)
+    assert chats(routed) == [(1, "finished"), (2, "finished")] and routed.folded == ()

@@ -102,10 +102,14 @@ async def test_runs_status_and_bad_input_answer_in_one_message(tmp_path: Path) -
         assert runs.text is not None
         lines = runs.text.splitlines()
         assert len(lines) == 6 and all(line.startswith("❌") for line in lines[1:])
+        # The header counts every failed run of the project, from the same W&B answer.
+        failed = sum(r["state"] == "failed" for r in h.wb.list_runs(ENTITY, PROJECT))
+        assert lines[0].endswith(f"· 5 of {failed}"), lines[0]
         status = await h.reply_to("/status")
         assert status.text is not None and "W&B reachable" in status.text and PROJECT in status.text
         default = await h.reply_to("/runs")  # the chat's only project
         assert default.text is not None and default.text.startswith("📋 runs in wine-quality-dev")
+        assert default.text.splitlines()[0].endswith("· 10 of 30"), default.text
         for bad in ("/runs ../../etc", "/runs wine-quality-dev exploded", "/runs a b c d"):
             reply = await h.reply_to(bad)
             assert reply.text is not None and "Usage: /runs" in reply.text, bad

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -121,4 +124,50 @@ async def test_stop_refuses_members_strangers_presses_and_expired_buttons(tmp_pa
             assert not (h.wb.get_run("lab", "wine-quality-dev", run_id) or {}).get("stopRequested")
         finally:
             proc.kill()
+            await proc.wait()
+
+
+def stop_requests(h: Harness) -> int:
+    return sum(n for op, n in h.wb.request_counts().items() if "stop" in op.lower())
+
+
+async def test_a_stop_that_has_not_taken_effect_is_told_with_a_retry(tmp_path: Path) -> None:
+    settings = {"WTB_STOP_RETRY_AFTER": "2"}
+    async with Harness(tmp_path, settings=settings, heartbeat_timeout=120) as h:
+        proc = await h.train("--hang")
+        try:
+            run_id = await running_run(h, proc)
+            # Frozen, the run's process cannot act on the stop; its wandb-core heartbeats on.
+            os.kill(proc.pid, signal.SIGSTOP)
+            prompt = await prompt_for(h, run_id)
+            h.telegram.press(LAB_CHAT, prompt.message_id, button_text="Yes, stop it", user_id=ADMIN)
+            slow = await h.wait_for_text(lambda t: t.startswith("⚠️ stop of"), timeout=30)
+            assert run_id in (slow.text or "") and "has not taken effect" in (slow.text or "")
+            assert [b["text"] for row in slow.buttons for b in row] == ["Try again"]
+            assert h.run_states()[run_id] == "running"
+
+            h.telegram.press(LAB_CHAT, slow.message_id, button_text="Try again", user_id=MEMBER)
+            await h.wait_until(
+                lambda: "Only lab admins can stop runs." in answers(h), what="member refused"
+            )
+            before = stop_requests(h)
+            h.telegram.press(LAB_CHAT, slow.message_id, button_text="Try again", user_id=ADMIN)
+            await h.wait_until(lambda: "Stop sent again." in answers(h), what="stop sent again")
+            assert stop_requests(h) == before + 1
+            edited = next(
+                m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == slow.message_id
+            )
+            assert "stop sent again" in (edited.text or "") and not edited.buttons
+
+            os.kill(proc.pid, signal.SIGCONT)
+            await asyncio.wait_for(proc.wait(), 40)
+            await h.wait_for_text("as you asked", timeout=30)
+            assert h.run_states()[run_id] == "killed"
+            await h.wait_polls(3)  # later polls and checks must not repeat anything
+            assert sum("as you asked" in t for t in h.texts()) == 1
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
             await proc.wait()

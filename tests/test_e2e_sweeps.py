@@ -69,20 +69,23 @@ async def test_sweep_start_runs_three_times_and_card_ends_at_best(tmp_path: Path
         if len(best) < 2 or best[1].summary["accuracy"] != value:
             assert top.display_name in card, card
 
-        # The sweep's runs were announced: one by one, or as a burst that names the best.
-        def announced() -> bool:
-            texts = [t for t in h.texts() if t.startswith(("✅", "📦"))]
-            each = all(any(r["name"] in t for t in texts) for r in runs)
-            burst = any("3 runs" in t and top.id in t for t in texts)
-            return each or burst
-
-        await h.wait_until(announced, timeout=15, what="run notifications")
+        # The card told the runs: none of them has a message of its own, alone or in a burst.
+        assert not [t for t in h.texts() if t.startswith(("✅", "📦"))], h.texts()
+        told = {key for key in notified(h) if key.split(":")[0] in {r["name"] for r in runs}}
+        assert len(told) == 3, told  # yet each counts as told: no later poll announces it
         # An agent that ended cleanly folds into the card: no message of its own.
         assert not any("agent 0 of sweep" in t for t in h.texts())
         assert not services(h).store.agents.all(live_only=True)
         # W&B's own best agrees with what the card shows.
         answer = await h.reply_to(f"/best {sweep_id}")
         assert top.display_name in (answer.text or "") or f"{value:.4f}" in (answer.text or "")
+
+
+def notified(h: Harness) -> set[str]:
+    """Return the run event keys the lab chat counts as told (message or card)."""
+    with services(h).store.db.read() as db:
+        rows = db.execute("SELECT run_key FROM notified WHERE chat_id=?", (LAB_CHAT,)).fetchall()
+    return {row[0].rsplit("/", 1)[-1] for row in rows}
 
 
 def sweep_runs(h: Harness, sweep_id: str) -> list[dict]:
@@ -242,3 +245,59 @@ async def test_crash_loop_pauses_the_sweep_stops_agents_and_alerts_once(tmp_path
         await asyncio.sleep(1.0)
         assert sum(t.startswith(f"⚠️ sweep {sweep_id}") for t in h.texts()) == 1
         assert not any("agent 0 of sweep" in t for t in h.texts())
+
+
+HALF_BROKEN_SWEEP = """\
+name: wine-half-broken
+program: train.py
+method: grid
+metric:
+  name: accuracy
+  goal: maximize
+parameters:
+  n_estimators:
+    value: 10
+  fail-at:
+    values: [99, 1]
+"""
+
+
+@pytest.mark.parametrize("mode", ["card", "each"])
+async def test_a_sweeps_finished_runs_fold_into_its_card_but_a_failure_is_told(
+    tmp_path: Path, mode: str
+) -> None:
+    sweep_file = tmp_path / "half.yaml"
+    sweep_file.write_text(HALF_BROKEN_SWEEP)
+    lab = lab_data()
+    lab["sweeps"]["half"] = {"file": str(sweep_file), "project": PROJECT, "workdir": str(WINE)}
+    if mode == "each":
+        lab["projects"][PROJECT]["sweep_runs"] = "each"
+    async with Harness(tmp_path, lab=lab) as h:
+        h.say("/sweep start half count=2")
+        reply = await h.wait_for_text("started sweep", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        # Grid order: the run that finishes comes first, then the one that fails at step 1.
+        failed = await h.wait_for_text(lambda t: t.startswith("❌ failed"), timeout=150)
+        runs = {r["state"]: r for r in sweep_runs(h, sweep_id)}
+        assert runs["failed"]["displayName"] in (failed.text or ""), failed.text
+        await h.wait_until(
+            lambda: "2/2" in card_text(h, path) and "1 failed" in card_text(h, path),
+            timeout=60,
+            what="final card with its failure",
+        )
+        # Messages of a chat go out in order: the finished run's would be out by now.
+        finished = [t for t in h.texts() if t.startswith(("✅", "📦"))]
+        if mode == "card":
+            assert not finished, finished
+        else:
+            assert len(finished) == 1, finished
+            assert runs["finished"]["displayName"] in finished[0], finished
+        # Folded or not, the finished run counts: /best names it.
+        best = await h.reply_to(f"/best {sweep_id}")
+        assert runs["finished"]["displayName"] in (best.text or ""), best.text
+        await h.wait_until(
+            lambda: not services(h).store.agents.all(live_only=True),
+            timeout=30,
+            what="the agent ended",
+        )

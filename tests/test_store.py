@@ -55,6 +55,23 @@ def test_message_whose_runs_were_all_notified_is_dropped(store: Store) -> None:
     )
 
 
+def test_runs_a_sweep_card_told_are_never_announced_by_a_later_poll(store: Store) -> None:
+    store.record_poll(
+        "lab",
+        "wine",
+        now=NOW,
+        watermark=NOW,
+        active=False,
+        memory={},
+        messages=[],
+        told=[(-100, "r1:finished"), (-100, "r2:finished")],
+    )
+    assert store.outbox.due(NOW) == []
+    # The same runs in a later burst: already told in this chat, not in another.
+    assert store.outbox.enqueue([item("burst", run_keys=("r1:finished", "r2:finished"))], NOW) == []
+    assert len(store.outbox.enqueue([item("b2", chat=-200, run_keys=("r1:finished",))], NOW)) == 1
+
+
 def test_sent_message_is_no_longer_due(store: Store) -> None:
     [outbox_id] = store.outbox.enqueue([item("a")], NOW)
     store.outbox.mark_sent(outbox_id, 17, NOW)

@@ -341,6 +341,18 @@ async def test_recent_runs_filters_by_state_newest_first_in_one_request(client, 
     assert runs_requests(srv) == 1
 
 
+async def test_run_page_counts_every_matching_run_in_the_same_request(client, srv, project):
+    seed_runs(srv, project, 10)
+    seed_runs(srv, project, 3, name=None, state="failed")
+    srv.reset_requests()
+    page = await client.run_page(ENTITY, project, "finished", limit=3)
+    assert [r.id for r in page.runs] == ["run0009", "run0008", "run0007"]
+    assert page.total == 10
+    assert runs_requests(srv) == 1
+    every = await client.run_page(ENTITY, project, None, limit=20)
+    assert (len(every.runs), every.total) == (13, 13)
+
+
 async def test_run_history_and_sweep(client, srv, project):
     srv.seed(
         {

@@ -33,7 +33,14 @@ from wandb_client.errors import (
     WandbRequestError,
     WandbUnavailableError,
 )
-from wandb_client.models import ConsoleLine, Goal, HistoryRow, RunSnapshot, SweepSnapshot
+from wandb_client.models import (
+    ConsoleLine,
+    Goal,
+    HistoryRow,
+    RunPage,
+    RunSnapshot,
+    SweepSnapshot,
+)
 from wandb_client.processes import wandb_env
 from wandb_client.snapshots import run_snapshot, sweep_snapshot
 from wandb_client.sweep_control import SweepAction
@@ -450,11 +457,30 @@ class WandbClient(HistoryReads):
         limit: int | None,
     ) -> list[RunSnapshot]:
         """List runs with full attributes, one request a page, each page its own SDK call."""
+        page = await self._list_page(
+            what, entity, project, filters=filters, order=order, per_page=per_page, limit=limit
+        )
+        return page.runs
+
+    async def _list_page(
+        self,
+        what: str,
+        entity: str,
+        project: str,
+        *,
+        filters: Mapping[str, Any] | None,
+        order: str,
+        per_page: int,
+        limit: int | None,
+    ) -> RunPage:
+        """List runs like `_list_runs`, with the count of all that match (same request)."""
         path = f"{entity}/{project}"
 
         first = per_page if limit is None else min(per_page, limit)
+        total = 0
 
         def first_page(api: Any) -> tuple[Iterator[Any], list[Any]]:
+            nonlocal total
             # The SDK caches Runs objects by filter string forever; a poller must flush.
             api.flush()
             runs = api.runs(
@@ -463,7 +489,10 @@ class WandbClient(HistoryReads):
             # A Paginator's __iter__ rewinds it, and islice calls iter() on what it gets:
             # one generator keeps a single position across pages.
             iterator = (run for run in runs)
-            return iterator, _take(iterator, first)
+            page = _take(iterator, first)
+            # The page's answer holds `runCount(filters)`: the total costs no request.
+            total = len(runs) if runs.last_response else len(page)
+            return iterator, page
 
         iterator, page = await self._sdk(what, first_page)
         runs = list(page)
@@ -472,7 +501,8 @@ class WandbClient(HistoryReads):
             want = per_page if limit is None else min(per_page, limit - len(runs))
             page = await self._sdk(what, functools.partial(_next_page, iterator, want))
             runs.extend(page)
-        return [self._run_snapshot(run, entity, project) for run in runs]
+        snapshots = [self._run_snapshot(run, entity, project) for run in runs]
+        return RunPage(snapshots, max(total, len(snapshots)))
 
     def _run_snapshot(self, run: Any, entity: str, project: str) -> RunSnapshot:
         # `_attrs` holds exactly what the listing returned; the public properties of a
@@ -555,8 +585,14 @@ class WandbClient(HistoryReads):
         self, entity: str, project: str, state: str | None = None, limit: int = 10
     ) -> list[RunSnapshot]:
         """Return the newest `limit` runs, optionally only those in `state`, in one request."""
+        return (await self.run_page(entity, project, state, limit)).runs
+
+    async def run_page(
+        self, entity: str, project: str, state: str | None = None, limit: int = 10
+    ) -> RunPage:
+        """Return the newest `limit` runs and how many there are in all, in one request."""
         filters = {"state": state} if state else None
-        return await self._list_runs(
+        return await self._list_page(
             "recent runs",
             entity,
             project,

@@ -97,6 +97,14 @@ class SweepSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPage:
+    """The first runs of a listing, and how many runs the listing selects in all."""
+
+    runs: list[RunSnapshot]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRow:
     """One logged row of a run's history."""
 

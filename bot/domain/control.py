@@ -344,6 +344,24 @@ def render_stop_requested(path: str, run: RunSnapshot | None) -> str:
     )
 
 
+def render_stop_slow(path: str, waited_s: float) -> tuple[str, Buttons]:
+    """Render the note that a requested stop has not taken effect, with a Try again button."""
+    text = (
+        f"{STATE_MARKERS['attention']} stop of {_run_name(path, None)} has not taken effect after"
+        f" {fmt_duration(waited_s)}: it has not ended yet.\n"
+        "Try again to send the stop to W&B once more."
+    )
+    return text, ((Button("Try again", "stop_again", path),),)
+
+
+def render_stop_resent(path: str) -> str:
+    """Render the edited note once the stop was sent to W&B again."""
+    return (
+        f"{STATE_MARKERS['killed']} stop sent again for {_run_name(path, None)}; "
+        "I'll say when it has stopped."
+    )
+
+
 def render_stop_cancelled(path: str, run: RunSnapshot | None) -> str:
     """Render the edited confirmation when the user said No."""
     return f"Cancelled: {_run_name(path, run)} keeps running."

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.events import RunEvent
@@ -109,6 +110,8 @@ def notifications_for(
     paused_chats: Iterable[int] = (),
     muted: Collection[tuple[int, str]] = (),
     sweep_params: Mapping[str, Sequence[str]] | None = None,
+    folds: Callable[[int, RunEvent], bool] | None = None,
+    usual: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Notification]:
     """Return the messages these events make, per subscribed chat, bursts grouped.
 
@@ -116,19 +119,28 @@ def notifications_for(
     long) once there are `burst_threshold` of them; fewer become one message each.
     `sweep_params` (sweep id → its parameter names) puts a sweep run's own parameters first.
     `muted` holds (chat id, `entity/project`) pairs silenced for now. Each run's owner is
-    named, as a mention when `people:` maps them.
+    named, as a mention when `people:` maps them. `folds(chat, event)` says an event is told
+    another way in that chat (a sweep's card): it makes no message. `usual` (`entity/project`
+    → its usual parameter values) keeps constants off the message.
     """
     batch = list(events)
     extra = {cid: tuple(items) for cid, items in (extra_subscriptions or {}).items()}
     style = _Style(
-        ui_url, burst_threshold, sweep_params or {}, lambda u: mention(u, lab.people), True
+        ui_url,
+        burst_threshold,
+        sweep_params or {},
+        lambda u: mention(u, lab.people),
+        True,
+        usual or {},
     )
     out: list[Notification] = []
     for sub in _subscriptions(lab, extra, frozenset(paused_chats), tz, muted):
         heard = [
             e
             for e in batch
-            if e.kind in sub.kinds and f"{e.run.entity}/{e.run.project}" in sub.projects
+            if e.kind in sub.kinds
+            and f"{e.run.entity}/{e.run.project}" in sub.projects
+            and (folds is None or not folds(sub.chat_id, e))
         ]
         out += _chat_notifications(sub.chat_id, heard, lab, sub.tz, style)
     return out
@@ -171,6 +183,8 @@ class _Style:
     owner: Callable[[str | None], str]
     #: Whether messages name their project's forum topic.
     topics: bool
+    #: Each project's (`entity/project`) usual parameter values, left off run messages.
+    usual: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _chat_notifications(
@@ -200,7 +214,13 @@ def _chat_notifications(
         for event in group:
             swept = style.sweep_params.get(event.run.sweep or "", ())
             text, buttons = render_run_event(
-                event, settings, style.ui_url, tz, swept=swept, owner=style.owner(event.run.user)
+                event,
+                settings,
+                style.ui_url,
+                tz,
+                swept=swept,
+                owner=style.owner(event.run.user),
+                usual=style.usual.get(f"{entity}/{project}"),
             )
             out.append(
                 Notification(

@@ -44,15 +44,19 @@ def shown_params(
 ) -> list[tuple[str, Any]]:
     """Return the parameters that tell this run apart: the `first` keys, then the rest that vary.
 
-    A sweep's own parameters (`first`) are what differ between its runs, so they lead and,
-    when known, are all there is. Of the rest, unset values, switches left off (`hang=False`)
-    and values equal to the project's `usual` ones are constants, not news.
+    A sweep's own parameters (`first`) are what differ between its runs, so they lead; after
+    them come only values that differ from the project's `usual` ones. Without sweep
+    parameters, unset values, switches left off (`hang=False`) and values equal to the
+    usual ones are constants, not news.
     """
     flat = flatten_config(config)
     lead = [(k, flat[k]) for k in first if k in flat]
-    if lead:
-        return lead
     usual = usual or {}
+    if lead:
+        led = {k for k, _ in lead}
+        return lead + [
+            (k, v) for k, v in flat.items() if k not in led and k in usual and usual[k] != v
+        ]
     return [
         (k, v)
         for k, v in flat.items()
@@ -76,3 +80,25 @@ def usual_values(configs: Sequence[Mapping[Any, Any]], share: float = 0.6) -> di
         if n >= share * len(configs):
             usual[key] = value
     return usual
+
+
+class RecentConfigs:
+    """Remember the configs of each project's latest runs, to know its usual values."""
+
+    def __init__(self, keep: int = 30) -> None:
+        """Keep at most `keep` runs per project, the latest seen."""
+        self._keep = keep
+        self._configs: dict[str, dict[str, Mapping[Any, Any]]] = {}
+
+    def add(self, project: str, runs: Mapping[str, Mapping[Any, Any]]) -> None:
+        """Note the configs of runs (path → config) a poll of `project` listed."""
+        seen = self._configs.setdefault(project, {})
+        for path, config in runs.items():
+            seen.pop(path, None)  # seen again: now the latest
+            seen[path] = config
+        for path in list(seen)[: max(0, len(seen) - self._keep)]:
+            del seen[path]
+
+    def usual(self, project: str) -> dict[str, Any]:
+        """Return the project's usual parameter values, from the runs remembered."""
+        return usual_values(list(self._configs.get(project, {}).values()))

@@ -175,9 +175,17 @@ def _metrics_line(items: Sequence[tuple[str, Any]]) -> str:
     return " · ".join(f"{esc(truncate(k, KEY_LIMIT))} {fmt_value(v)}" for k, v in items)
 
 
-def params_line(run: RunSnapshot, limit: int = MAX_PARAMS, first: Sequence[str] = ()) -> str:
-    """Return `key=value · …` for the run's set parameters, `first` leading, at most `limit`."""
-    items = shown_params(run.config, first)
+def params_line(
+    run: RunSnapshot,
+    limit: int = MAX_PARAMS,
+    first: Sequence[str] = (),
+    usual: Mapping[str, Any] | None = None,
+) -> str:
+    """Return `key=value · …` for the parameters that tell the run apart, at most `limit`.
+
+    `first` (a sweep's parameters) lead; then what differs from the project's `usual` values.
+    """
+    items = shown_params(run.config, first, usual)
     text = " · ".join(f"{esc(truncate(k, KEY_LIMIT))}={fmt_param(v)}" for k, v in items[:limit])
     return text + (" · …" if len(items) > limit else "")
 
@@ -243,10 +251,13 @@ def render_run_event(
     *,
     swept: Sequence[str] = (),
     owner: str = "",
+    usual: Mapping[str, Any] | None = None,
 ) -> tuple[str, Buttons]:
-    """Render one run event as its chat message and buttons; `swept` parameters lead.
+    """Render one run event as its chat message and buttons.
 
     `owner` is the run's owner as HTML (a mention or a name), shown in the first line.
+    `swept` parameters lead the parameter line; `usual` (the project's usual values) leaves
+    out what every run has.
     """
     run = event.run
     name = run_link(run) + _sweep_link(run, ui_url)
@@ -257,7 +268,7 @@ def render_run_event(
             _header(kind, run, owner=owner),
             f"{name} · {runtime}",
             _metrics_line(metric_items(run, project)),
-            params_line(run, first=swept),
+            params_line(run, first=swept, usual=usual),
             _tags_line(run),
             _git_line(run),
         ]
@@ -300,12 +311,12 @@ def render_run_event(
         return _fit(lines), _run_buttons(event, "config", "plot")
     if kind == "stalled":
         idle = fmt_ago(event.idle_for)
-        usual = f" (usually every {fmt_duration(event.cadence)})" if event.cadence else ""
+        every = f" (usually every {fmt_duration(event.cadence)})" if event.cadence else ""
         if event.stalled_by == "heartbeat":
             how = f"no heartbeat for {idle} · last {_step_text(run)}"
         else:
             beat = _heartbeat_note(run, event.at, tz)
-            how = f"no new step for {idle}{usual}{beat}"
+            how = f"no new step for {idle}{every}{beat}"
         host = f"at {_step_text(run)} · host {_label(run.host)}" if run.host else ""
         lines = [_header(kind, run, owner=owner), f"{name} · {how}", host]
         return _fit(lines), _run_buttons(event, "stop", "plot")
@@ -584,8 +595,12 @@ def render_runs_list(
     entity: str | None = None,
     state: str | None = None,
     branch: str | None = None,
+    total: int | None = None,
 ) -> str:
-    """Render a compact list of a project's runs, one line each."""
+    """Render a compact list of a project's runs, one line each.
+
+    `total` is how many runs the listing selects in all; the header says "10 of 340".
+    """
     settings = settings or ProjectConfig()
     owner = entity or (runs[0].entity if runs else "")
     title = link(project_url(ui_url, owner, project), truncate(project, NAME_LIMIT))
@@ -594,7 +609,8 @@ def render_runs_list(
         which += f" of branch {esc(truncate(branch, KEY_LIMIT))}"
     if not runs:
         return f"📋 no {which} in {title}"
-    lines = [f"📋 {which} in {title} · {len(runs)}"]
+    count = f"{len(runs)} of {total:,}" if total and total > len(runs) else str(len(runs))
+    lines = [f"📋 {which} in {title} · {count}"]
     budget = TELEGRAM_TEXT_LIMIT - 100
     for index, run in enumerate(runs):
         line = _runs_line(run, now, settings)

@@ -1,17 +1,25 @@
-"""Decide who hears about a poll's events: subscriptions, silences, migrations, stop replies."""
+"""Decide who hears about a poll's events: subscriptions, silences, migrations, stop replies.
+
+A run of a sweep whose live card sits in a chat folds into that card there: the chat gets
+no message of its own for a finish or a kill, only for a failure, a crash or a stall.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.domain.control import render_stop_confirmed
 from bot.domain.events import RunEvent
+from bot.domain.keys import SweepKey
 from bot.domain.notify import Notification, notifications_for, personal_notifications
 from config.lab import LabConfig
 
 # A stop is confirmed by whatever ended the run: the kill it asked for or an end that came first.
 ENDED_KINDS = frozenset({"killed", "finished", "failed", "crashed"})
+# What a sweep's card tells by itself (progress, best so far); the rest needs a message.
+FOLDED_KINDS = frozenset({"finished", "killed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +42,21 @@ class RoutingData:
     stop_waiters: Mapping[str, Sequence[StopWaiter]] = field(default_factory=dict)
     #: Telegram users who asked with /mine to hear of their own runs in private.
     mine: Collection[int] = ()
+    # Sweeps whose runs fold into their live card, each with the chat that shows the card.
+    cards: Mapping[SweepKey, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """The messages a poll's events make, and the stop requests those messages answer."""
+    """The messages a poll's events make, the stop requests they answer, and what folded.
+
+    `folded` holds (chat id, run event key) pairs that a sweep card tells instead of a
+    message: they are recorded as told, so no later poll announces them.
+    """
 
     notifications: tuple[Notification, ...]
     answered: tuple[str, ...]
+    folded: tuple[tuple[int, str], ...] = ()
 
 
 def follow_migrations(chat_id: int, migrations: Mapping[int, int]) -> int:
@@ -99,6 +114,15 @@ def _answered(events: Iterable[RunEvent], data: RoutingData) -> tuple[str, ...]:
     )
 
 
+def card_chat(event: RunEvent, data: RoutingData) -> int | None:
+    """Return the chat (its current id) whose sweep card tells this event, if one does."""
+    run = event.run
+    if event.kind not in FOLDED_KINDS or not run.sweep:
+        return None
+    chat = data.cards.get(SweepKey(run.entity, run.project, run.sweep))
+    return None if chat is None else follow_migrations(chat, data.migrations)
+
+
 def route(
     events: Sequence[RunEvent],
     lab: LabConfig,
@@ -107,11 +131,21 @@ def route(
     ui_url: str,
     burst_threshold: int = 3,
     sweep_params: Mapping[str, Sequence[str]] | None = None,
+    usual: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Routed:
     """Return every message these events make, each addressed to the chat's current id."""
     if not events:
         return Routed((), ())
     notes = _confirmations(events, data)
+    folded: list[tuple[int, str]] = []
+
+    def folds(chat_id: int, event: RunEvent) -> bool:
+        chat = card_chat(event, data)
+        if chat is None or chat != follow_migrations(chat_id, data.migrations):
+            return False
+        folded.append((chat, event.dedupe_key))
+        return True
+
     notes += notifications_for(
         events,
         lab,
@@ -120,6 +154,8 @@ def route(
         extra_subscriptions=data.subscriptions,
         muted=_muted(lab, data),
         sweep_params=sweep_params,
+        folds=folds if data.cards else None,
+        usual=usual,
     )
     notes += personal_notifications(
         events,
@@ -132,4 +168,4 @@ def route(
     moved = [
         replace(note, chat_id=follow_migrations(note.chat_id, data.migrations)) for note in notes
     ]
-    return Routed(tuple(moved), _answered(events, data))
+    return Routed(tuple(moved), _answered(events, data), tuple(folded))

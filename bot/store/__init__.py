@@ -11,7 +11,7 @@ from bot.store.alerts import AlertRepository
 from bot.store.callbacks import CallbackRepository, drop_tokens
 from bot.store.chats import ChatRepository, DigestRepository, SilenceRepository
 from bot.store.db import MIGRATIONS, Database
-from bot.store.outbox import OutboxRepository, insert_messages
+from bot.store.outbox import OutboxRepository, insert_messages, mark_told
 from bot.store.people import PeopleRepository
 from bot.store.records import (
     AgentRecord,
@@ -82,18 +82,21 @@ class Store:
         memory: Mapping[str, Mapping[str, Any]],
         messages: Sequence[OutboxItem],
         used_callbacks: Sequence[str] = (),
+        told: Sequence[tuple[int, str]] = (),
     ) -> list[int]:
         """Persist one successful poll atomically; return the new outbox ids.
 
         Run memory, watermark, new messages and the callback tokens those messages answer
         (a stop confirmation's `await_stop`) are written together or not at all, so a
-        failed write neither loses a confirmation nor repeats a notification.
+        failed write neither loses a confirmation nor repeats a notification. `told` holds
+        (chat, run key) pairs a sweep card tells instead of a message.
         """
         with self.db.tx() as db:
             self.runs.write_poll(
                 db, entity, project, now=now, watermark=watermark, active=active, memory=memory
             )
             ids = insert_messages(db, messages, now)
+            mark_told(db, told)
             drop_tokens(db, used_callbacks)
             return ids
 

@@ -81,6 +81,18 @@ def insert_messages(
     return ids
 
 
+# The outbox id of a run told without a message of its own (folded into a sweep card).
+TOLD_ELSEWHERE = 0
+
+
+def mark_told(db: sqlite3.Connection, told: Iterable[tuple[int, str]]) -> None:
+    """Record runs a chat was told of another way, inside the caller's transaction."""
+    db.executemany(
+        "INSERT OR IGNORE INTO notified VALUES (?, ?, ?)",
+        [(chat_id, key, TOLD_ELSEWHERE) for chat_id, key in told],
+    )
+
+
 class OutboxRepository:
     """Queue messages, hand out the due ones, and record how each attempt went."""
 

@@ -13,14 +13,35 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.callbacks import keyboard
 from bot.domain.control import last_error
+from bot.domain.keys import SweepKey
 from bot.domain.render import Buttons, render_sweep_card
 from bot.domain.sweeps import SweepPhase, agents_gave_up, sweep_phase
 from bot.store import Store, SweepRecord
 from bot.sweeps.common import SweepSource, Tasks, read_progress, sweep_topic
 from bot.topics import NoTopics, Topics
+from config import LabConfig
 from wandb_client.errors import WandbError
 
 log = logging.getLogger(__name__)
+
+# A stopped sweep's last runs end after it: its card keeps telling them this long.
+CARD_CLAIM_AFTER_END = timedelta(hours=1)
+
+
+def card_claims(store: Store, lab: LabConfig, now: datetime) -> dict[SweepKey, int]:
+    """Return the sweeps whose finished runs their card tells, each with the card's chat.
+
+    Those are the sweeps started from a chat, running or ended within the last hour,
+    unless the lab file asks for a message per run (`sweep_runs: each`).
+    """
+    claims = {}
+    for sweep in store.sweeps.all():
+        if sweep.finished_at is not None and sweep.finished_at < now - CARD_CLAIM_AFTER_END:
+            continue
+        key = SweepKey.parse(sweep.path)
+        if lab.sweep_runs_of(sweep.name, key.project) == "card":
+            claims[key] = sweep.chat_id
+    return claims
 
 
 class CardBot(Protocol):
