@@ -50,6 +50,7 @@ from bot.services import (
 from bot.stop_watch import StopWatch
 from bot.store import Store
 from bot.sweeps import LauncherRegistry, SweepService
+from bot.sweeps.card import card_claims
 from bot.topics import TopicService, check_topics
 from config import LabConfig, LabFileError, Settings
 from handlers.access import Gate
@@ -198,7 +199,8 @@ def build(settings: Settings, lab: LabConfig, *, clock: Any = utcnow) -> BotAppl
             else None,
         )
     monitor.add_hook(sweeps.on_events)
-    monitor.set_card_claims(sweeps.card_claims)
+    # The cards of sweeps started from a chat tell their runs there (lab file: sweep_runs).
+    monitor.set_card_claims(lambda: card_claims(store, lab, clock()))
     monitor.set_explainer(FailureExplainer(wandb.console_tail))
     application.bot_data.bind(
         Services(

@@ -12,13 +12,12 @@ from bot.delivery import Delivery
 from bot.domain.commands import SweepRef, SweepStart
 from bot.domain.control import AgentView, SweepView
 from bot.domain.events import RunEvent
-from bot.domain.keys import SweepKey
 from bot.domain.sweeps import join_target
 from bot.polling import PollScheduler
 from bot.store import Store, SweepRecord
 from bot.sweeps.agents import LOCAL, AgentWatch
 from bot.sweeps.breaker import CrashLoopBreaker
-from bot.sweeps.card import CardBot, SweepCards, card_claims
+from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, read_progress, split_path
 from bot.sweeps.derived import DerivedSweep, DerivedSweeps
 from bot.sweeps.launchers import LauncherRegistry
@@ -355,10 +354,6 @@ class SweepService:
                 self.breaker.count(sweep, event)
         for path in touched:
             self.request_refresh(path)
-
-    def card_claims(self) -> dict[SweepKey, int]:
-        """Return the sweeps whose finished runs their card tells, each with the card's chat."""
-        return card_claims(self._store, self._lab, self._clock())
 
     def request_refresh(self, path: str) -> None:
         """Bring a sweep's card up to date soon, at most once per `card_edit_interval`."""
