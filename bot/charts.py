@@ -315,8 +315,34 @@ def _grid(n: int) -> tuple[int, int]:
 
 
 def _jitter(index: int) -> float:
-    # Deterministic spread so equal categories do not hide each other.
+    # Deterministic spread so distinct results of one category do not hide each other.
     return ((index * 0.6180339887) % 1.0 - 0.5) * 0.3
+
+
+def pile_points(
+    xs: Sequence[float], ys: Sequence[float], *, spread: bool
+) -> tuple[list[tuple[float, float, int]], list[int]]:
+    """Return the spots runs land on as (x, y, runs), and each run's spot index.
+
+    Runs with the same parameter value and score are one spot, counted, whether the value
+    is a number or a category. With `spread` (categories), each further spot of a category
+    is nudged sideways so that close scores stay apart; equal ones always share a spot.
+    """
+    index: dict[tuple[float, float], int] = {}
+    spots: list[tuple[float, float, int]] = []
+    per_x: dict[float, int] = {}
+    where = []
+    for x, y in zip(xs, ys, strict=True):
+        at = index.get((x, y))
+        if at is None:
+            k = per_x.get(x, 0)
+            per_x[x] = k + 1
+            at = index[(x, y)] = len(spots)
+            spots.append((x + (_jitter(k) if spread and k else 0.0), y, 0))
+        sx, sy, n = spots[at]
+        spots[at] = (sx, sy, n + 1)
+        where.append(at)
+    return spots, where
 
 
 def _scatter_panel(
@@ -338,28 +364,29 @@ def _scatter_panel(
     else:
         labels = sorted({plain(x, 10) for x in xs_raw})
         position = {label: i for i, label in enumerate(labels)}
-        xs = [position[plain(x, 10)] + _jitter(i) for i, x in enumerate(xs_raw)]
+        xs = [float(position[plain(x, 10)]) for x in xs_raw]
         ax.set_xticks(range(len(labels)), labels=labels)
         ax.set_xlim(-0.6, len(labels) - 0.4)
         if len(labels) > 3:
             ax.tick_params(axis="x", labelrotation=35)
-    others = [i for i in range(len(xs)) if i != best]
     # Runs with the same parameter value and score land on one spot: draw the spot bigger
     # and say how many it holds, so a pile of ten does not look like one run.
-    piles: dict[tuple[float, float], int] = {}
-    for i in others:
-        spot = (xs[i], ys[i])
-        piles[spot] = piles.get(spot, 0) + 1
+    spots, where = pile_points(xs, ys, spread=not numeric)
+    if best is not None:
+        # The best run is the star drawn on its spot; the dot counts the others there.
+        bx, by, bn = spots[where[best]]
+        spots[where[best]] = (bx, by, bn - 1)
+    piles = [spot for spot in spots if spot[2] > 0]
     ax.scatter(
-        [x for x, _ in piles],
-        [y for _, y in piles],
-        s=[60 + 45 * (n - 1) for n in piles.values()],
+        [x for x, _, _ in piles],
+        [y for _, y, _ in piles],
+        s=[60 + 45 * (n - 1) for _, _, n in piles],
         color=POINT_COLOUR,
         alpha=0.65,
         edgecolors="white",
         linewidths=0.8,
     )
-    for (x, y), n in piles.items():
+    for x, y, n in piles:
         if n > 1:
             ax.annotate(
                 f"×{n}",
@@ -371,7 +398,7 @@ def _scatter_panel(
             )
     if best is not None:
         ax.scatter(
-            [xs[best]],
+            [spots[where[best]][0]],
             [ys[best]],
             s=420,
             marker="*",

@@ -272,3 +272,21 @@ def test_a_five_minute_digest_says_last_5_min():
         now=now,
     )
     assert digest_chart_data(digest).title == "digest · ml-alerts · last 5 min"
+
+
+def test_categorical_runs_on_one_spot_are_counted_like_numeric_ones():
+    # Eight runs of "adam" (category 0) with one score, two of "sgd" (2) with another, one apart.
+    xs = [0.0] * 8 + [2.0, 2.0, 2.0]
+    ys = [0.9] * 8 + [0.93, 0.93, 0.85]
+    spots, where = charts.pile_points(xs, ys, spread=True)
+    assert [(round(x, 3), y, n) for x, y, n in spots] == [
+        (0.0, 0.9, 8),
+        (2.0, 0.93, 2),
+        (round(2.0 + charts._jitter(1), 3), 0.85, 1),  # a different score stays apart
+    ]
+    assert where == [0] * 8 + [1, 1, 2]
+    # Numbers are never nudged: their position is their value.
+    numeric, _ = charts.pile_points([4.0, 4.0, 8.0], [0.9, 0.8, 0.9], spread=False)
+    assert numeric == [(4.0, 0.9, 1), (4.0, 0.8, 1), (8.0, 0.9, 1)]
+    png = charts.sweep_scatter_png("s", "accuracy", [({"opt": "adam"}, 0.9)] * 8, 0)
+    assert_chart(png)
