@@ -8,6 +8,7 @@ from telegram.constants import ChatAction
 from bot.domain.best import render_best, render_no_best
 from bot.domain.commands import PlotRequest, RunRef, parse_best, parse_plot
 from bot.domain.control import render_run_choices
+from bot.domain.plots import read_plot_target
 from bot.insight import split_path
 from bot.services import CustomContext
 from bot.store import CallbackRecord, OutboxItem
@@ -76,7 +77,8 @@ async def config_pressed(context: CustomContext, record: CallbackRecord) -> None
 
 
 async def plot_pressed(context: CustomContext, record: CallbackRecord) -> None:
-    """Send the run's metric curves."""
-    request = PlotRequest(split_path(record.target), ())
+    """Send the run's metric curves: the button's own metrics (an alert's), else the usual."""
+    path, metrics = read_plot_target(record.target)
+    request = PlotRequest(split_path(path), metrics)
     chart = await context.services.insight.plot(request, None)
     await context.reply_photo(chart.png, chart.caption)

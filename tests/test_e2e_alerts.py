@@ -114,6 +114,14 @@ async def test_a_threshold_alerts_once_and_replies_resolved_in_its_thread(tmp_pa
             timeout=20,
             what="the mute answered",
         )
+        # Plot draws the rule's metric, not the run's usual curves.
+        before = len(h.telegram.bot_messages(LAB_CHAT))
+        h.telegram.press(LAB_CHAT, alert.message_id, button_text="Plot", user_id=ADMIN)
+        msgs = await h.telegram.wait_for_messages(
+            LAB_CHAT, lambda ms: any(m.photo for m in ms[before:]), timeout=30
+        )
+        caption = next(m.caption for m in msgs[before:] if m.photo) or ""
+        assert caption.splitlines()[-1] == "last: val/accuracy 0.8000", caption
 
 
 async def test_a_plateau_and_a_zscore_outlier_each_alert_once(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from bot.domain.alerts import AlertState, Check
 from bot.domain.commands import ProjectRef, UsageError, parse_project_arg
 from bot.domain.format import esc, truncate
+from bot.domain.plots import plot_target
 from bot.domain.render import Button, Buttons, run_link
 from config import LabConfig
 from config.alerts import AlertRule
@@ -56,7 +57,8 @@ def _buttons(checks: Sequence[Check]) -> Buttons:
         row.append(
             Button(f"Mute {truncate(check.rule.name, 16)} {MUTE_HOURS}h", "alert_mute", mute)
         )
-        row.append(Button(f"Plot{who}", "plot", run.path))
+        # The chart shows what the rule watches, not the run's usual curves.
+        row.append(Button(f"Plot{who}", "plot", plot_target(run.path, check.rule.metrics)))
         rows.append(tuple(row))
     return tuple(rows)
 

@@ -25,8 +25,22 @@ SWEEP_MARKER = "🧹"
 DEFAULT_CURVES = 4
 SWEEP_PARAMS = 6
 
+# Joins a Plot button's run path and the metrics it draws (neither ever holds a tab).
+_TARGET_SEP = "\t"
+
 Series = dict[str, list[tuple[float, float]]]
 Point = tuple[Mapping[str, Any], float]
+
+
+def plot_target(path: str, metrics: Sequence[str] = ()) -> str:
+    """Return a Plot button's target: the run, and the metrics to draw (none: the usual)."""
+    return _TARGET_SEP.join((path, *metrics))
+
+
+def read_plot_target(target: str) -> tuple[str, tuple[str, ...]]:
+    """Return the run path and the metrics a Plot button's target names."""
+    path, *metrics = target.split(_TARGET_SEP)
+    return path, tuple(metrics)
 
 
 def plot_metrics(
