@@ -323,3 +323,12 @@ def test_project_rules_come_after_the_labs_and_names_must_differ():
                 "projects": {"p": {"alerts": [{"name": "nan-loss", "nan": ["x"]}]}},
             }
         )
+
+
+@pytest.mark.parametrize("metrics", [(), ("val/accuracy",), ("loss", "train/loss")])
+def test_a_plot_buttons_target_carries_the_run_and_its_metrics(metrics) -> None:
+    from bot.domain.plots import plot_target, read_plot_target
+
+    target = plot_target("lab/wine/abc123", metrics)
+    assert read_plot_target(target) == ("lab/wine/abc123", tuple(metrics))
+    assert read_plot_target("lab/wine/abc123") == ("lab/wine/abc123", ())
