@@ -26,6 +26,7 @@ from bot.monitor import Monitor
 from bot.polling import PollScheduler
 from bot.store import Store
 from bot.sweeps import SweepService
+from bot.topics import topic_problem
 from config import LabConfig, Settings
 from wandb_client.client import WandbClient
 from wandb_client.error_mapping import in_words
@@ -80,7 +81,7 @@ class StatusService:
             agents=len(self._store.agents.all(live_only=True)),
             tz=ZoneInfo(self._lab.chat_zone(chat_id)),
         )
-        problem = self._store.topics.problem(chat_id)
+        problem = topic_problem(self._store, self._lab, chat_id)
         return text if problem is None else f"{text}\n⚠️ topics: {problem}"
 
     def _running(self, entity: str, project: str) -> int:

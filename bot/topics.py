@@ -12,7 +12,7 @@ from telegram import Bot
 from telegram.error import BadRequest, TelegramError
 
 from bot.domain.format import STATE_MARKERS, esc
-from bot.domain.topics import TopicChoice, choose_topic
+from bot.domain.topics import TopicChoice, choose_topic, wants_topics
 from bot.store import OutboxItem, Store
 from config.lab import LabConfig
 
@@ -124,7 +124,7 @@ class TopicService:
 
     def problem(self, chat_id: int) -> str | None:
         """Return why the chat's messages do not go to their topics, None when they do."""
-        return self._store.topics.problem(chat_id)
+        return topic_problem(self._store, self._lab, chat_id)
 
     async def _thread(self, chat_id: int, key: str, choice: TopicChoice) -> int | None:
         """Return the topic's thread, opening it on first use; None when it cannot be."""
@@ -180,11 +180,16 @@ class TopicService:
         self.on_enqueued()
 
 
+def topic_problem(store: Store, lab: LabConfig, chat_id: int) -> str | None:
+    """Return why a chat's messages are not in their topics, while the lab file wants them."""
+    return store.topics.problem(chat_id) if wants_topics(lab, chat_id) else None
+
+
 async def check_topics(bot: Bot, lab: LabConfig) -> list[str]:
     """Return one line per lab chat that wants topics: whether Telegram shows it a forum."""
     lines = []
     for chat in lab.chats:
-        if chat.topics != "auto" and not chat.project_topics:
+        if not wants_topics(lab, chat.id):
             continue
         try:
             forum = bool((await bot.get_chat(chat.id)).is_forum)

@@ -173,6 +173,8 @@ async def test_a_chat_that_cannot_have_topics_is_told_once_and_gets_every_messag
     assert len(told) == 2, told
     assert "not a forum" in told[0] and "Manage Topics" in told[1]
     assert "not a forum" in (topics.problem(PLAIN) or "")
+    # Once the lab file stops asking for topics there, there is no problem to show.
+    assert service(store, bot, [{"id": PLAIN, "projects": ["wine"]}]).problem(PLAIN) is None
     # The refusal is remembered: no new createForumTopic for every message.
     assert [m for m, _ in server.calls].count("createForumTopic") == 2
 

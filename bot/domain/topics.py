@@ -24,6 +24,12 @@ def _path(item: str, lab: LabConfig) -> str:
     return item if "/" in item else f"{lab.entity_of(item)}/{item}"
 
 
+def wants_topics(lab: LabConfig, chat_id: int) -> bool:
+    """Tell whether the lab file gives a chat's projects topics (by name or `topics: auto`)."""
+    chat = lab.chat(chat_id)
+    return chat is not None and (chat.topics == "auto" or bool(chat.project_topics))
+
+
 def choose_topic(lab: LabConfig, chat_id: int, key: str | None) -> TopicChoice | None:
     """Return the topic for messages about `key` (`entity/project`) in a chat, None for none."""
     chat = lab.chat(chat_id)
