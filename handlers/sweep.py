@@ -1,4 +1,4 @@
-"""/sweep start|stop|cancel|pause|resume|status, /sweeps, and the sweep card's buttons."""
+"""/sweep start|stop|cancel|pause|resume|status|agents|scale, /sweeps, the card's buttons."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import yaml
 from telegram import Update
 
 from bot.domain.commands import (
+    SweepAgents,
     SweepPause,
     SweepPlotRequest,
     SweepRef,
+    SweepScale,
     SweepStart,
     SweepStatus,
     SweepStop,
@@ -28,13 +30,14 @@ from bot.services import CustomContext
 from bot.store import CallbackRecord
 from bot.sweeps import StartedSweep, SweepChange, SweepError
 from bot.sweeps.derived import DeriveKind
+from handlers import sweep_agents
 from handlers.common import claim_answer
 from wandb_client.errors import WandbError
 from wandb_client.sweep_control import SweepAction
 
 
 async def sweep_command(update: Update, context: CustomContext) -> None:
-    """Show a sweep's status to anyone; start, stop, pause and resume (the gate: admins only)."""
+    """Show a sweep's status and agents to anyone; the rest is for admins (the gate's job)."""
     services = context.services
     request = parse_sweep(
         context.arguments,
@@ -48,6 +51,10 @@ async def sweep_command(update: Update, context: CustomContext) -> None:
         await _show(context, await services.sweeps.status(request.ref))
     elif isinstance(request, SweepStart):
         await _start(context, request)
+    elif isinstance(request, SweepAgents):
+        await sweep_agents.show_agents(context, request)
+    elif isinstance(request, SweepScale):
+        await sweep_agents.scale(context, request)
     elif isinstance(request, SweepStop):
         await _apply(context, request.sweep_ref, "cancel" if request.cancel else "stop")
     else:

@@ -20,7 +20,19 @@ from bot.domain.commands import (
     render_help,
 )
 from bot.services import CommandCallback
-from handlers import alerts, compare, general, insight, people, rerun, runs, stop, sweep, watch
+from handlers import (
+    alerts,
+    compare,
+    general,
+    insight,
+    people,
+    rerun,
+    runs,
+    stop,
+    sweep,
+    sweep_agents,
+    watch,
+)
 
 ADMIN, MEMBER = Role.ADMIN, Role.MEMBER
 
@@ -50,7 +62,7 @@ COMMANDS: tuple[CommandSpec[CommandCallback], ...] = (
         "start or stop sweeps",
         SWEEP_USAGE,
         ADMIN,
-        member_subcommands=("status",),
+        member_subcommands=("status", "agents"),
     ),
     CommandSpec("stop", stop.stop_command, "stop runs", STOP_USAGE, ADMIN),
     CommandSpec("rerun", rerun.rerun_command, "rerun a run over seeds", RERUN_USAGE, ADMIN),
@@ -95,6 +107,9 @@ BUTTONS: tuple[ButtonSpec[ButtonAction], ...] = (
     ButtonSpec("sweep_pause", sweep.sweep_pause_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_resume", sweep.sweep_resume_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_plot", sweep.sweep_plot_pressed, MEMBER),
+    ButtonSpec("agent_stop", sweep_agents.agent_stop_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("agent_stop_yes", sweep_agents.agent_stop_yes_pressed, ADMIN, SWEEP_REFUSAL),
+    ButtonSpec("agent_stop_no", sweep_agents.agent_stop_no_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_rerun", sweep.sweep_rerun_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_narrow", sweep.sweep_narrow_pressed, ADMIN, SWEEP_REFUSAL),
     ButtonSpec("sweep_rerun_yes", sweep.sweep_rerun_yes_pressed, ADMIN, SWEEP_REFUSAL),

@@ -27,7 +27,7 @@ from typing import Literal
 
 from wandb_client.errors import AgentError
 from wandb_client.files import open_private, private_dir
-from wandb_client.launcher import split_count
+from wandb_client.launcher import agent_counts, split_count
 from wandb_client.processes import wandb_executable
 
 __all__ = ["AgentProcess", "AgentSupervisor", "StopResult", "split_count", "tail_log"]
@@ -191,25 +191,28 @@ class AgentSupervisor:
         env: Mapping[str, str],
         log_dir: Path,
         on_started: Callable[[AgentProcess], None] | None = None,
+        capped: bool = False,
+        first_index: int = 0,
     ) -> list[AgentProcess]:
         """Start agents for a sweep, `stagger_s` apart, and return their records.
 
         `on_started` sees each agent as soon as it runs, so a caller can persist it before
-        the next one starts (a crash mid-stagger then orphans nothing).
+        the next one starts (a crash mid-stagger then orphans nothing). `capped`: see
+        `agent_counts`; `first_index` numbers agents added to a sweep after its first ones.
         """
-        counts = split_count(count, agents)
+        counts = agent_counts(count, agents, capped=capped)
         executable = self._executable or wandb_executable()
         await asyncio.to_thread(private_dir, log_dir)
         started: list[AgentProcess] = []
-        for index, agent_count in enumerate(counts):
-            if index and self._stagger_s > 0:
+        for position, agent_count in enumerate(counts):
+            if position and self._stagger_s > 0:
                 # Staggering spreads the agents' first heartbeats and runs' start-up load.
                 await asyncio.sleep(self._stagger_s)
-            agent_gpus = (gpus[index % len(gpus)],) if gpus else ()
+            agent_gpus = (gpus[position % len(gpus)],) if gpus else ()
             agent = await self._spawn(
                 executable,
                 sweep_path,
-                index=index,
+                index=first_index + position,
                 count=agent_count,
                 gpus=agent_gpus,
                 workdir=workdir,

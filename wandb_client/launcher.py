@@ -29,6 +29,17 @@ def split_count(total: int, agents: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(min(agents, total))]
 
 
+def agent_counts(total: int, agents: int, *, capped: bool = False) -> list[int]:
+    """Return each agent's `--count`: a split of `total`, or all of it when W&B caps the sweep.
+
+    With the sweep's `run_cap` equal to the runs wanted, W&B hands out no run past it, so
+    every agent may take up to all of them: an agent stopped early leaves its share to the
+    others instead of leaving the sweep short. Without a cap the split keeps the total exact.
+    """
+    counts = split_count(total, agents)
+    return [total] * len(counts) if capped else counts
+
+
 @dataclass(frozen=True, slots=True)
 class LaunchRequest:
     """What to start: K agents sharing `count` runs of one sweep, where and with what."""
@@ -42,6 +53,10 @@ class LaunchRequest:
     log_dir: Path = Path()
     #: The lab file's launcher block for this sweep (e.g. Slurm's partition), as plain data.
     options: Mapping[str, object] = field(default_factory=dict)
+    #: W&B's run cap on the sweep ends it at `count` runs: see `agent_counts`.
+    capped: bool = False
+    #: The number the chat gives the first agent (agents added later continue the count).
+    first_index: int = 0
 
 
 @dataclass(frozen=True, slots=True)

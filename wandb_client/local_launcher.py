@@ -86,6 +86,8 @@ class LocalLauncher:
             env=request.env,
             log_dir=request.log_dir,
             on_started=started,
+            capped=request.capped,
+            first_index=request.first_index,
         )
         return [self._launched(p) for p in processes]
 

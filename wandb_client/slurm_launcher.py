@@ -23,7 +23,7 @@ from wandb_client.launcher import (
     AgentState,
     LaunchedAgent,
     LaunchRequest,
-    split_count,
+    agent_counts,
 )
 from wandb_client.processes import wandb_executable
 from wandb_client.slurm import (
@@ -128,7 +128,7 @@ class SlurmLauncher:
         """Submit ONE array of K tasks; each task is an agent with its share of the count."""
         if request.gpus:
             raise AgentError("Slurm assigns GPUs itself: set slurm.gpus_per_agent instead")
-        counts = split_count(request.count, request.agents)
+        counts = agent_counts(request.count, request.agents, capped=request.capped)
         args, directives = sbatch_options(request.options)
         sweep_id = request.sweep_path.rstrip("/").rsplit("/", 1)[-1]
         folder = request.log_dir.absolute()
@@ -161,7 +161,8 @@ class SlurmLauncher:
             agent = LaunchedAgent(
                 kind=KIND,
                 sweep_path=request.sweep_path,
-                index=index,
+                # The chat's number; the handle, log and `where` keep the array task id.
+                index=request.first_index + index,
                 handle=json.dumps({"job": job, "task": index}),
                 log_path=task_file(folder, sweep_id, job, index, ".log"),
                 started_at=started_at,

@@ -46,8 +46,18 @@ SWEEP_START_USAGE = (
 )
 SWEEP_CONTROL_USAGE = f"/sweep stop|cancel|pause|resume <{SWEEP_TARGET}>"
 SWEEP_STATUS_USAGE = f"/sweep status [{SWEEP_TARGET}]"
-SWEEP_ACTIONS_USAGE = "/sweep start|stop|cancel|pause|resume|status ..."
-SWEEP_USAGE = "\n".join((SWEEP_START_USAGE, SWEEP_CONTROL_USAGE, SWEEP_STATUS_USAGE))
+SWEEP_AGENTS_USAGE = f"/sweep agents <{SWEEP_TARGET}>"
+SWEEP_SCALE_USAGE = f"/sweep scale <{SWEEP_TARGET}> agents=K [gpus=0,1]"
+SWEEP_ACTIONS_USAGE = "/sweep start|stop|cancel|pause|resume|status|agents|scale ..."
+SWEEP_USAGE = "\n".join(
+    (
+        SWEEP_START_USAGE,
+        SWEEP_CONTROL_USAGE,
+        SWEEP_STATUS_USAGE,
+        SWEEP_AGENTS_USAGE,
+        SWEEP_SCALE_USAGE,
+    )
+)
 DEFAULT_RERUN_SEEDS = 3
 # A rerun checks a result over seeds; more than this many is a new experiment, not a check.
 MAX_RERUN_SEEDS = 20
@@ -209,7 +219,25 @@ class SweepStatus:
     ref: SweepRef | None = None
 
 
-SweepRequest = SweepStart | SweepStop | SweepPause | SweepResume | SweepStatus
+@dataclass(frozen=True, slots=True)
+class SweepAgents:
+    """List a sweep's agents one by one (admins also get a Stop button per agent)."""
+
+    ref: SweepRef
+
+
+@dataclass(frozen=True, slots=True)
+class SweepScale:
+    """Add or stop agents of a running sweep until it has `agents` of them."""
+
+    ref: SweepRef
+    agents: int
+    gpus: tuple[int, ...] = ()
+
+
+SweepRequest = (
+    SweepStart | SweepStop | SweepPause | SweepResume | SweepStatus | SweepAgents | SweepScale
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,9 +477,13 @@ def parse_sweep(
     sub, rest = args[0].lower(), list(args[1:])
     if sub == "start":
         return _parse_sweep_start(rest, lab, max_count=max_count, max_agents=max_agents)
-    if sub not in ("stop", "cancel", "pause", "resume", "status"):
+    if sub == "scale":
+        return _parse_sweep_scale(rest, lab, max_agents=max_agents)
+    if sub not in ("stop", "cancel", "pause", "resume", "status", "agents"):
         raise UsageError(f'Unknown sweep action "{_shown(args[0])}".', SWEEP_ACTIONS_USAGE)
-    usage = SWEEP_STATUS_USAGE if sub == "status" else f"/sweep {sub} <{SWEEP_TARGET}>"
+    usage = {"status": SWEEP_STATUS_USAGE, "agents": SWEEP_AGENTS_USAGE}.get(
+        sub, f"/sweep {sub} <{SWEEP_TARGET}>"
+    )
     if len(rest) > 1:
         raise UsageError("Give one sweep.", usage)
     if not rest:
@@ -465,7 +497,31 @@ def parse_sweep(
         return SweepPause(ref)
     if sub == "resume":
         return SweepResume(ref)
+    if sub == "agents":
+        return SweepAgents(ref)
     return SweepStatus(ref)
+
+
+def _parse_sweep_scale(args: Sequence[str], lab: LabConfig, *, max_agents: int) -> SweepScale:
+    """Parse `/sweep scale <sweep> agents=K [gpus=…]`; K is 1 to `max_agents`.
+
+    Zero is refused: a sweep with no agent is what Pause (runs wait) or Stop (it ends) are for.
+    """
+    usage = SWEEP_SCALE_USAGE
+    if not args or "=" in args[0]:
+        raise UsageError("Say which sweep.", usage)
+    ref = _sweep_ref(args[0], lab, usage)
+    options = _key_values(args[1:], ("agents", "gpus"), usage)
+    if "agents" not in options:
+        raise UsageError("Say how many agents: agents=K.", usage)
+    if re.fullmatch(r"0+", options["agents"]):
+        raise UsageError(
+            "A sweep keeps at least 1 agent: /sweep pause holds its runs, /sweep stop ends it.",
+            usage,
+        )
+    agents = _positive_int("agents", options["agents"], max_agents, usage)
+    gpus = _gpus(options["gpus"], usage) if "gpus" in options else ()
+    return SweepScale(ref, agents, gpus)
 
 
 def _parse_sweep_start(

@@ -12,7 +12,7 @@ from bot.store.db import Database, iso, parse_time
 from bot.store.records import AgentRecord, SweepRecord
 
 _SWEEP_FIELDS = frozenset(
-    {"card_message_id", "card_text", "finished_at", "failures", "breaker_tripped"}
+    {"card_message_id", "card_text", "finished_at", "failures", "breaker_tripped", "agents"}
 )
 
 

@@ -121,6 +121,9 @@ class AgentWatch:
         self._watchers: dict[int, asyncio.Task[None]] = {}
         # Sweeps a user or the breaker is stopping: they report the end, not each agent.
         self._stopping: set[str] = set()
+        # Agents stopped one by one on purpose, and the runs they were on.
+        self._retired: set[int] = set()
+        self._interrupted: set[str] = set()
 
     def is_stopping(self, path: str) -> bool:
         """Say whether a sweep's agents are being stopped on purpose."""
@@ -203,7 +206,12 @@ class AgentWatch:
         path = record.sweep_path
         sweep = self._store.sweeps.get(path)
         now = self._clock()
-        quiet = path in self._stopping or sweep is None or sweep.breaker_tripped
+        quiet = (
+            path in self._stopping
+            or record.id in self._retired
+            or sweep is None
+            or sweep.breaker_tripped
+        )
         if quiet or not agent_failed(end):
             # Whoever stopped it (a user, the breaker) reports it; the card tells the rest.
             self._store.agents.end(record.id, end.code, now)
@@ -262,27 +270,51 @@ class AgentWatch:
         """Stop every live agent of a sweep on purpose; return how many there were."""
         self._stopping.add(path)
         records = self._store.agents.all(live_only=True, sweep_path=path)
-        for record in records:
-            watcher = self._watchers.pop(record.id, None)
-            if watcher is not None:
-                watcher.cancel()
         by_kind: dict[str, list[AgentRecord]] = {}
         for record in records:
             by_kind.setdefault(record.launcher, []).append(record)
-        for kind, group in by_kind.items():
-            try:
-                ends = await self._launchers.get(kind).stop(
-                    [launched_of(r) for r in group], self._stop_timeout_s
-                )
-            except Exception as exc:
-                log.error("stopping %d agents of %s failed: %s", len(group), path, exc)
-                continue
-            now = self._clock()
-            for record, end in zip(group, ends, strict=True):
-                if end.survivors:
-                    log.error("agent %s of %s left %s alive", record.idx, path, end.survivors)
-                self._store.agents.end(record.id, end.code, now)
+        for group in by_kind.values():
+            await self._stop(group)
         return len(records)
+
+    async def stop_one(self, record: AgentRecord, run_id: str | None = None) -> AgentEnd | None:
+        """Stop one agent on purpose; the sweep and its other agents go on.
+
+        Its end is no failure to report and starts nothing again, and the run it was on
+        (`run_id`), interrupted here, does not count towards the crash-loop breaker.
+        None when its launcher could not be asked.
+        """
+        self._retired.add(record.id)
+        if run_id is not None:
+            self._interrupted.add(run_id)
+        ends = await self._stop([record])
+        self._on_change(record.sweep_path)
+        return ends[0] if ends else None
+
+    def interrupted(self, run_id: str) -> bool:
+        """Say whether a run was cut short by stopping its agent on purpose."""
+        return run_id in self._interrupted
+
+    async def _stop(self, group: Sequence[AgentRecord]) -> list[AgentEnd]:
+        """Stop agents of one launcher; their watchers go first, so no end reads as a crash."""
+        for record in group:
+            watcher = self._watchers.pop(record.id, None)
+            if watcher is not None:
+                watcher.cancel()
+        path, kind = group[0].sweep_path, group[0].launcher
+        try:
+            ends = await self._launchers.get(kind).stop(
+                [launched_of(r) for r in group], self._stop_timeout_s
+            )
+        except Exception as exc:
+            log.error("stopping %d agents of %s failed: %s", len(group), path, exc)
+            return []
+        now = self._clock()
+        for record, end in zip(group, ends, strict=True):
+            if end.survivors:
+                log.error("agent %s of %s left %s alive", record.idx, path, end.survivors)
+            self._store.agents.end(record.id, end.code, now)
+        return ends
 
     async def places(self, records: Sequence[AgentRecord]) -> list[AgentPlace]:
         """Return where each agent is now, one launcher query per kind (not per agent)."""

@@ -52,6 +52,8 @@ class CrashLoopBreaker:
         path = sweep.path
         if sweep.finished_at is not None or sweep.breaker_tripped or self._agents.is_stopping(path):
             return False
+        if self._agents.interrupted(event.run.id):
+            return False  # its agent was stopped on purpose: no sign of a crash loop
         now = self._clock()
         window = self._policy.window
         recent = [t for t in sweep.failures if now - t <= timedelta(seconds=window)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,15 @@ from bot.sweeps.agents import LOCAL, AgentWatch
 from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
 from bot.sweeps.common import SweepError, SweepSource, Tasks, read_progress, split_path
+from bot.sweeps.control import AgentControl
 from bot.sweeps.derived import DerivedSweep, DerivedSweeps
 from bot.sweeps.launchers import LauncherRegistry
 from bot.sweeps.report import SweepReporter
-from bot.sweeps.setup import agent_env, launch_request, new_record, parse_gpus, read_sweep_config
-from bot.sweeps.status import resolve_ref, sweep_view
+from bot.sweeps.setup import new_record, read_sweep_config
+from bot.sweeps.status import resolve_ref, sweep_views
 from bot.topics import Topics
 from config import LabConfig, Settings
 from config.lab import SweepDef
-from wandb_client.errors import AgentError
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -110,6 +109,9 @@ class SweepService:
         )
         # Rerun and Narrow: the configs of new sweeps built on results.
         self.derived = DerivedSweeps(store, wandb, lab)
+        self.control = AgentControl(
+            settings=settings, lab=lab, store=store, wandb=wandb, agents=self.agents, clock=clock
+        )
         self.breaker = CrashLoopBreaker(
             policy=lab.crash_loop,
             store=store,
@@ -137,11 +139,11 @@ class SweepService:
                 f'Sweep "{request.name}" runs on {definition.launcher}, which assigns GPUs itself:'
                 f" drop gpus= and set {definition.launcher}.gpus_per_agent in the lab file."
             )
-        count, target = request.count, request.count
+        count, target, capped = request.count, request.count, True
         if request.sweep_id is not None:
             sweep_id = request.sweep_id
             path = f"{request.entity}/{request.project}/{sweep_id}"
-            count, target = await self._join(path, request)
+            count, target, capped = await self._join(path, request)
         else:
             config = await read_sweep_config(request.name, definition.file)
             config["run_cap"] = request.count
@@ -150,24 +152,36 @@ class SweepService:
         record = new_record(
             path, request, target, chat_id, user_id, definition.launcher, self._clock(), thread_id
         )
-        views = await self._begin(record, definition, request, count)
+        views = await self._begin(record, definition, request, count, capped=capped)
         # The card follows the reply: the handler asks for it (`request_refresh`).
         reused = request.sweep_id is not None
         return StartedSweep(path, request.name, count, tuple(views), reused)
 
     async def _begin(
-        self, record: SweepRecord, definition: SweepDef, request: SweepStart, count: int
+        self,
+        record: SweepRecord,
+        definition: SweepDef,
+        request: SweepStart,
+        count: int,
+        *,
+        capped: bool,
     ) -> list[AgentView]:
         """Record a sweep created or joined from a chat, poll its project, start its agents."""
         self._store.sweeps.add(record)
         # The sweep's runs must be polled even when no chat watches its project.
         self._polls.ensure(request.entity, request.project)
         return await self._launch(
-            definition, record.path, count=count, agents=request.agents, gpus=request.gpus
+            definition,
+            record.path,
+            count=count,
+            agents=request.agents,
+            gpus=request.gpus,
+            capped=capped,
         )
 
-    async def _join(self, path: str, request: SweepStart) -> tuple[int, int]:
-        """Check a W&B sweep can take `count` more runs; return (runs to add, card total)."""
+    async def _join(self, path: str, request: SweepStart) -> tuple[int, int, bool]:
+        """Check a W&B sweep can take `count` more runs; return (runs to add, card total,
+        whether W&B's run cap ends it at that total)."""
         # Started again after a stop: its agents' ends are reported, its breaker armed.
         self.agents.rearm(path)
         # Raises WandbNotFoundError when W&B does not know the id.
@@ -184,26 +198,26 @@ class SweepService:
         if snapshot.state.upper() != "RUNNING":
             # A stopped or paused sweep gives its agents no runs: joining it means going on.
             await self._wandb.set_sweep_state(*split_path(path), "resume")
-        return target - progress.done, target
+        return target - progress.done, target, snapshot.run_cap == target
 
     async def _launch(
-        self, definition: SweepDef, path: str, *, count: int, agents: int, gpus: tuple[int, ...]
+        self,
+        definition: SweepDef,
+        path: str,
+        *,
+        count: int,
+        agents: int,
+        gpus: tuple[int, ...],
+        capped: bool,
     ) -> list[AgentView]:
-        env = agent_env(self._wandb.subprocess_env(definition.env), definition.env)
-        launch = launch_request(
-            definition,
-            path,
-            count=count,
-            agents=agents,
-            gpus=gpus,
-            env=env,
-            default_log_dir=self._settings.agent_log_dir,
-        )
+        """Start a sweep's first agents (`AgentControl.launch`); none started ends it."""
         try:
-            return await self.agents.launch(definition.launcher, launch)
-        except (AgentError, OSError) as exc:
+            return await self.control.launch(
+                definition, path, count=count, agents=agents, gpus=gpus, capped=capped
+            )
+        except SweepError:
             self._store.sweeps.update(path, finished_at=self._clock())
-            raise SweepError(f"Could not start the sweep's agents: {exc}") from exc
+            raise
 
     async def start_derived(
         self,
@@ -230,7 +244,7 @@ class SweepService:
             self._clock(),
             thread_id,
         )
-        views = await self._begin(record, definition, request, plan.count)
+        views = await self._begin(record, definition, request, plan.count, capped=True)
         return StartedSweep(path, plan.entry, plan.count, tuple(views), False)
 
     # -- resolving ---------------------------------------------------------------------
@@ -278,29 +292,10 @@ class SweepService:
         return SweepChange(path, action)
 
     async def _restart(self, record: SweepRecord) -> SweepChange:
-        """Resume a sweep nothing runs any more: W&B back to RUNNING, agents for runs left.
-
-        A user who presses Resume expects the sweep to go on; setting W&B to RUNNING with
-        no agent would only make the sweep look alive.
-        """
-        path, sweep_id = record.path, split_path(record.path)[2]
-        definition = self._lab.sweeps.get(record.name)
-        if definition is None:
-            raise SweepError(f'Sweep "{record.name}" is no longer in the lab file.')
-        snapshot, progress = await read_progress(self._wandb, path)
-        if snapshot.state.upper() == "CANCELED":
-            raise SweepError(f"Sweep {sweep_id} was cancelled; start a new one instead.")
-        left = record.count - progress.done
-        if left <= 0:
-            raise SweepError(f"Sweep {sweep_id} already ran all its {record.count} runs.")
-        await self._wandb.set_sweep_state(*split_path(path), "resume")
-        self.agents.rearm(path)
-        self._store.sweeps.update(path, finished_at=None, breaker_tripped=0, failures=())
-        views = await self._launch(
-            definition, path, count=left, agents=record.agents, gpus=parse_gpus(record.gpus)
-        )
-        self.request_refresh(path)
-        return SweepChange(path, "resume", agents_started=len(views), runs_left=left)
+        """Resume a sweep nothing runs any more: W&B back to RUNNING, agents for runs left."""
+        started, left = await self.control.restart(record)
+        self.request_refresh(record.path)
+        return SweepChange(record.path, "resume", agents_started=started, runs_left=left)
 
     def live_agents(self, path: str) -> int:
         """Return how many agents of a sweep are still running."""
@@ -310,17 +305,8 @@ class SweepService:
 
     async def status(self, ref: SweepRef | None) -> list[SweepView]:
         """Return the sweeps to show: one (any age) or every active one, with progress."""
-        if ref is not None:
-            path = self.resolve(ref)
-            records = [r for r in self._store.sweeps.all() if r.path == path]
-            if not records:
-                raise SweepError("I did not start that sweep, so I have no agents to show.")
-        else:
-            records = self._store.sweeps.all(active_only=True)
-        views = await asyncio.gather(
-            *(sweep_view(r, self._store, self._wandb, self.agents) for r in records)
-        )
-        return list(views)
+        path = self.resolve(ref) if ref is not None else None
+        return await sweep_views(path, self._store, self._wandb, self.agents)
 
     # -- life cycle, events, cards -------------------------------------------------------
 

@@ -58,8 +58,10 @@ def launch_request(
     gpus: tuple[int, ...],
     env: Mapping[str, str],
     default_log_dir: Path,
+    capped: bool = False,
+    first_index: int = 0,
 ) -> LaunchRequest:
-    """Return what to ask the sweep's launcher for."""
+    """Return what to ask the sweep's launcher for (`capped`: W&B's run cap is `count`)."""
     return LaunchRequest(
         sweep_path=path,
         count=count,
@@ -69,6 +71,8 @@ def launch_request(
         env=env,
         log_dir=definition.log_dir or default_log_dir,
         options=launcher_options(definition),
+        capped=capped,
+        first_index=first_index,
     )
 
 

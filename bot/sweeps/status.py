@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bot.domain.commands import SweepRef
@@ -56,6 +57,20 @@ async def sweep_view(
         progress=progress,
         agents_text=agents_text,
     )
+
+
+async def sweep_views(
+    path: str | None, store: Store, wandb: SweepSource, watch: AgentWatch
+) -> list[SweepView]:
+    """Return the sweeps to show: the one at `path` (any age), or every active one."""
+    if path is not None:
+        records = [r for r in store.sweeps.all() if r.path == path]
+        if not records:
+            raise SweepError("I did not start that sweep, so I have no agents to show.")
+    else:
+        records = store.sweeps.all(active_only=True)
+    views = await asyncio.gather(*(sweep_view(r, store, wandb, watch) for r in records))
+    return list(views)
 
 
 def resolve_ref(records: list[SweepRecord], lab: LabConfig, ref: SweepRef) -> str:
