@@ -284,3 +284,74 @@ async def test_an_array_cancelled_outside_the_bot_is_reported_once_per_task(
         )
         for index in range(2):
             assert sum(f"agent {index} of sweep" in t for t in h.texts()) == 1
+
+
+def processes_of_task(job: str, task: int) -> list[int]:
+    """Return the processes of one task of a Slurm array."""
+    wanted = f"SLURM_ARRAY_TASK_ID={task}".encode()
+    found = []
+    for pid in processes_of(job):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0"):
+            found.append(pid)
+    return found
+
+
+@pytest.mark.usefixtures("cancel_leftovers")
+async def test_stopping_one_task_from_sweep_agents_leaves_the_other_and_the_sweep_running(
+    tmp_path: Path,
+) -> None:
+    from tests.harness import ADMIN
+    from tests.test_e2e_sweep_agents import SLOW_SWEEP, button, listing_with_buttons
+
+    sweep_file = tmp_path / "slow.yaml"
+    sweep_file.write_text(SLOW_SWEEP)
+    lab = slurm_lab()
+    lab["crash_loop"] = {"failures": 1, "window": 600}
+    lab["sweeps"]["slow"] = {
+        "file": str(sweep_file),
+        "project": PROJECT,
+        "workdir": str(WINE),
+        "launcher": "slurm",
+        "slurm": {"cpus_per_agent": 1},
+    }
+    async with Harness(tmp_path, lab=lab) as h:
+        h.say("/sweep start slow count=4 agents=2")
+        reply = await h.wait_for_text("started sweep", timeout=60)
+        path = sweep_path_in(reply.html or "")
+        sweep_id = path.rsplit("/", 1)[1]
+        (job,) = jobs_of(h, path)
+        await h.wait_until(
+            lambda: sum(r["state"] == "running" for r in sweep_runs(h, sweep_id)) == 2,
+            timeout=240,
+            what="both tasks on a run",
+        )
+        h.say(f"/sweep agents {sweep_id}")
+        await h.wait_until(lambda: listing_with_buttons(h, sweep_id), timeout=30, what="list")
+        listing = listing_with_buttons(h, sweep_id)
+        assert f"agent 1 · slurm task {job}_1" in (listing.text or ""), listing.text
+        h.telegram.press(
+            LAB_CHAT, listing.message_id, button(listing, "Stop agent 1"), user_id=ADMIN
+        )
+        prompt = await h.wait_for_text(f"stop agent 1 of sweep {sweep_id}", timeout=30)
+        h.telegram.press(
+            LAB_CHAT, prompt.message_id, button(prompt, "Yes, stop agent 1"), user_id=ADMIN
+        )
+        await h.wait_for_text(f"🛑 agent 1 of sweep {sweep_id} stopped by", timeout=90)
+
+        assert processes_of_task(job, 1) == []
+        assert processes_of_task(job, 0) != []
+        assert (h.wb.get_sweep(ENTITY, PROJECT, sweep_id) or {}).get("state") == "RUNNING"
+        assert [a.idx for a in services(h).store.agents.all(live_only=True, sweep_path=path)] == [0]
+        await h.wait_until(
+            lambda: "4/4" in card_text(h, path) and "finished" in card_text(h, path),
+            timeout=270,
+            what="the sweep finishing its count on the task left",
+        )
+        assert len(sweep_runs(h, sweep_id)) == 4
+        record = services(h).store.sweeps.get(path)
+        assert record is not None and not record.breaker_tripped
+        assert not any(f"agent 1 of sweep {sweep_id}" in t and "exited" in t for t in h.texts())
