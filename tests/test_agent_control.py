@@ -215,6 +215,9 @@ async def test_lines_say_where_gpus_pid_and_the_run_now(ctl: Control) -> None:
     assert "on <a href=" in text and "run-r1" in text and "between runs" in text
     assert [b.label for row in buttons for b in row] == ["Stop agent 0", "Stop agent 1"]
     assert render_agent_list(PATH, [one], ui_url=UI, admin=False)[1] == ()
+    # The last agent gets no Stop button: the text says what stops it instead.
+    last, none = render_agent_list(PATH, [one], ui_url=UI, admin=True)
+    assert none == () and "/sweep pause" in last and "/sweep stop" in last
 
 
 async def test_scale_up_adds_numbered_agents_on_free_gpus_with_the_runs_left(

@@ -88,6 +88,12 @@ def render_agent_list(
     text = "\n".join([head, *(_agent_text(line, ui_url, path) for line in lines)])
     if not admin:
         return text, ()
+    if len(lines) == 1:
+        # The last agent is not stopped alone: that is what Pause and Stop are for.
+        return (
+            f"{text}\nthe last agent: /sweep pause holds the runs, /sweep stop ends the sweep",
+            (),
+        )
     buttons = tuple(
         (Button(f"Stop agent {line.index}", "agent_stop", str(line.record_id)),) for line in lines
     )

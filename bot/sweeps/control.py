@@ -158,7 +158,8 @@ class AgentControl:
             raise SweepError("I did not start that sweep, so I cannot scale it.")
         if sweep.finished_at is not None:
             raise SweepError(
-                f"Sweep {split_path(path)[2]} has ended; /sweep resume starts agents again."
+                f"Sweep {split_path(path)[2]} has ended; /sweep resume starts agents for any"
+                " runs it has left."
             )
         live = sorted(self._live(path), key=lambda r: r.idx)
         if agents < len(live):
