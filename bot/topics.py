@@ -160,7 +160,7 @@ class TopicService:
             self._tell(
                 chat_id,
                 f"topic {gone} of {esc(key.rpartition('/')[2])} in the lab file is not found "
-                "here; its messages go to the chat itself until the lab file names another",
+                "here; name another there",
             )
             return None
         log.info("topic %s of %s in chat %s was deleted; opening it again", gone, key, chat_id)

@@ -137,4 +137,13 @@ class Gate:
             # Someone who asks for their own runs hears what the admin needs to add them.
             await context.reply(render_not_person(context.chat_id))
             return
+        if context.chat_type == "private" and context.services.lab.person(context.chat_id):
+            # A lab member in their own chat: adding it to the lab file is not the answer.
+            await context.reply(self._person_reply())
+            return
         await context.reply(outsider_reply(context.chat_id))
+
+    def _person_reply(self) -> str:
+        """Return what a person hears for a command their private chat does not take."""
+        own = ", ".join(f"/{name}" for name, spec in self._commands.items() if spec.people)
+        return f"Here I answer only {own}; the other commands work in the lab's chats."

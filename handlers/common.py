@@ -9,6 +9,7 @@ from telegram.error import Conflict, NetworkError, TelegramError
 from bot.domain.commands import RefusedError, UsageError
 from bot.domain.format import esc
 from bot.domain.render import render_usage_error
+from bot.domain.topics import choose_topic
 from bot.services import CustomContext, Services
 from bot.store import CallbackRecord
 from bot.sweeps import SweepError
@@ -87,9 +88,24 @@ def lab_chat_id(services: Services, chat_id: int) -> int:
 
 
 def default_project(context: CustomContext) -> str | None:
-    """Return the chat's only project, so commands may leave it out."""
+    """Return the project a command may leave out: the chat's only one, or its topic's."""
     services = context.services
-    chat = services.lab.chat(lab_chat_id(services, context.chat_id))
-    if chat is not None and len(chat.projects) == 1:
+    lab = services.lab
+    chat = lab.chat(lab_chat_id(services, context.chat_id))
+    if chat is None:
+        return None
+    if len(chat.projects) == 1:
         return chat.projects[0]
+    thread = context.thread_id
+    if thread is None:
+        return None
+    # Typed in a project's own forum topic: that project is the one meant.
+    for project in chat.projects:
+        key = project if "/" in project else f"{lab.entity_of(project)}/{project}"
+        choice = choose_topic(lab, chat.id, key)
+        if choice is None:
+            continue
+        opened = services.store.topics.thread(chat.id, key) if choice.open_as else None
+        if thread in (choice.thread_id, opened):
+            return project
     return None

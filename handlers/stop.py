@@ -70,7 +70,7 @@ async def stop_yes_pressed(context: CustomContext, record: CallbackRecord) -> No
         raise
     _await_end(context, key)
     await context.answer("Stop requested.")
-    await context.edit(render_stop_requested(record.target, None))
+    await context.edit(render_stop_requested(record.target, await _shown_run(context, key)))
 
 
 def _await_end(context: CustomContext, key: RunKey) -> None:
@@ -102,4 +102,13 @@ async def stop_no_pressed(context: CustomContext, record: CallbackRecord) -> Non
     """No: leave the run alone."""
     claim_answer(context, record)
     await context.answer("Cancelled.")
-    await context.edit(render_stop_cancelled(record.target, None))
+    key = RunKey.parse(record.target)
+    await context.edit(render_stop_cancelled(record.target, await _shown_run(context, key)))
+
+
+async def _shown_run(context: CustomContext, key: RunKey) -> RunSnapshot | None:
+    """Return the run, so the answered prompt names it as the chat does; None if W&B fails."""
+    try:
+        return await context.services.wandb.run(key.entity, key.project, key.run_id)
+    except WandbError:
+        return None

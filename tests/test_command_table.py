@@ -75,3 +75,13 @@ async def test_menu_set_at_start_is_the_table(tmp_path: Path) -> None:
         assert len(presses) == 1 and presses[0].pattern is None
         reply = await h.reply_to("/help")
         assert reply.text is not None and "[sweep=ID]" in reply.text
+
+
+def test_help_gives_each_summary_once_and_locks_only_where_something_is_locked() -> None:
+    sweep_lines = [line for line in HELP.splitlines() if "<code>/sweep " in line]
+    assert [line.count("start or stop sweeps") for line in sweep_lines] == [1, 0, 0]
+    alerts_line = next(line for line in HELP.splitlines() if "<code>/alerts" in line)
+    assert alerts_line.count(" — ") == 1, alerts_line
+    assert "🔒" in HELP.splitlines()[0]
+    people_help = render_help([s for s in COMMANDS if s.people])
+    assert "🔒" not in people_help, people_help

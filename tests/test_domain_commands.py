@@ -145,6 +145,10 @@ def test_count_defaults_within_the_cap():
             RunRef("team", "wine", "abc123"),
         ),
         ("  abc-12_3  ", "wine", RunRef("lab", "wine", "abc-12_3")),
+        # Display names are free text in W&B: dots, accents and other scripts are names too.
+        ("wine/bert.v2", None, RunRef("lab", "wine", "bert.v2")),
+        ("ünïcødé", "wine", RunRef("lab", "wine", "ünïcødé")),
+        ("wine/lr=0.01,bs=32", None, RunRef("lab", "wine", "lr=0.01,bs=32")),
     ],
 )
 def test_parse_run_ref_accepts(text, project, expected):
@@ -156,14 +160,15 @@ def test_parse_run_ref_accepts(text, project, expected):
     [
         ("abc123", None, "needs its project"),
         ("", "wine", "Say which run"),
-        ("wine/abc<b>", None, "is not a W&B run id"),
+        ("wine/abc<b>", None, "is not a W&B run id or name"),
         ("../../etc/passwd", None, "is not a run reference"),
         ("../etc/passwd", None, 'Entity ".." may use only'),
         ("a/b/c/d", None, "is not a run reference"),
         ("https://wandb.ai/team/wine/sweeps/abc", None, "is not a link to a W&B run"),
         ("https://wandb.ai/team", None, "is not a link to a W&B run"),
         ("javascript://x/a/b/runs/c", None, "is not a W&B link"),
-        ("wine/a b", None, "is not a W&B run id"),
+        ("wine/a b", None, "is not a W&B run id or name"),
+        ("wine/-rf", None, "is not a W&B run id or name"),
     ],
 )
 def test_parse_run_ref_refuses(text, project, reason_part):

@@ -91,7 +91,10 @@ async def test_mine_brings_a_person_their_own_runs_and_nobody_elses(tmp_path: Pa
         assert helped.text is not None and "/mine [off]" in helped.text
         assert "/runs" not in helped.text and "/sweep" not in helped.text
         refused = await h.reply_to(f"/runs {PROJECT}", chat_id=ALICE, user_id=ALICE)
-        assert refused.text is not None and "not part of the lab" in refused.text
+        # ... and says so, rather than asking for the chat to be added to the lab file.
+        assert refused.text == (
+            "Here I answer only /start, /help, /mine; the other commands work in the lab's chats."
+        )
         stranger = await h.reply_to("/mine", chat_id=STRANGER, user_id=STRANGER)
         assert stranger.text is not None and f"Telegram id {STRANGER}" in stranger.text
         assert "people:" in stranger.text

@@ -12,7 +12,7 @@ import pytest
 
 from bot.callbacks import EXPIRED
 from handlers.stop import NOT_YOURS
-from tests.harness import ADMIN, LAB_CHAT, MEMBER, Harness
+from tests.harness import ADMIN, ENTITY, LAB_CHAT, MEMBER, PROJECT, Harness
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,8 @@ async def test_stop_confirmed_kills_the_run_and_confirms_once(tmp_path: Path) ->
                 m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == prompt.message_id
             )
             assert "stop requested" in (edited.text or "")
+            # The answered prompt names the run as the chat does, not by its internal path.
+            assert f"{ENTITY}/{PROJECT}/" not in (edited.text or ""), edited.text
             assert not edited.buttons
 
             await asyncio.wait_for(proc.wait(), 40)

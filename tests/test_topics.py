@@ -191,6 +191,8 @@ async def test_a_lab_topic_that_is_gone_falls_back_to_the_asked_thread_then_the_
     assert message.message_thread_id is None
     [notice] = pending_texts(store)
     assert "topic 999 of wine" in notice
+    # Where the messages go is said once, not twice.
+    assert notice.count("go to the chat itself") == 1, notice
 
 
 async def test_other_refusals_are_not_taken_for_a_missing_topic(server, bot, store):

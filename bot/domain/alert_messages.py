@@ -145,7 +145,7 @@ def render_dry_run(project: str, checks: Sequence[Check], rules: int, runs: int)
     return "\n".join([head, *(f"🔔 {_line(c)}" for c in hits)])
 
 
-ALERTS_USAGE = "/alerts — rules and what fires; /alerts test <project> — what would fire now"
+ALERTS_USAGE = "/alerts [test <project>]"
 
 
 def parse_alerts(args: Sequence[str], lab: LabConfig) -> ProjectRef | None:

@@ -18,7 +18,9 @@ DEFAULT_RUNS_LIMIT = 10
 MAX_RUNS_LIMIT = 50
 MAX_SILENCE_S = 7 * 86400
 RUN_STATES = ("running", "pending", "finished", "failed", "crashed", "killed", "preempted")
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+# A run id, or a display name as W&B allows it (any letters, digits and punctuation, so
+# "bert.v2" and "модель-1" too), minus what would break a path or the chat's HTML.
+_RUN_ID = re.compile(r"^\w[^\s/<>&\"'`]{0,127}$")
 _SWEEP_ID = re.compile(r"^[a-z0-9]{4,32}$")
 _METRIC = re.compile(r"^[\w./\-]{1,128}$")
 _DURATION = re.compile(r"^(?:(\d{1,4})d)?(?:(\d{1,5})h)?(?:(\d{1,6})m)?(?:(\d{1,7})s)?$")
@@ -110,14 +112,20 @@ class CommandSpec(Generic[C]):
 
 
 def render_help(specs: Sequence[CommandSpec[C]]) -> str:
-    """Render /help: every usage line of every command, admin ones marked with a lock."""
-    lines = ["<b>Commands</b> (🔒 lab admins only)"]
+    """Render /help: every usage line of every command, admin ones marked with a lock.
+
+    A command's summary follows its first usage line only: it says what the command is for,
+    and repeated under `/sweep status` it would say the wrong thing.
+    """
+    lines = []
     for spec in specs:
-        for usage in spec.usage.splitlines():
+        for i, usage in enumerate(spec.usage.splitlines()):
             sub = usage.split()[1].lower() if len(usage.split()) > 1 else ""
             lock = " 🔒" if spec.needs_admin([sub]) else ""
-            lines.append(f"<code>{escape(usage)}</code>{lock} — {escape(spec.summary)}")
-    return "\n".join(lines)
+            summary = "" if i else f" — {escape(spec.summary)}"
+            lines.append(f"<code>{escape(usage)}</code>{lock}{summary}")
+    locks = any("🔒" in line for line in lines)
+    return "\n".join(["<b>Commands</b>" + (" (🔒 lab admins only)" if locks else ""), *lines])
 
 
 class RefusedError(Exception):
@@ -308,7 +316,7 @@ def _name(value: str, what: str, usage: str) -> str:
 
 def _run_id(value: str, usage: str) -> str:
     if not _RUN_ID.match(value):
-        raise UsageError(f'Run id "{_shown(value)}" is not a W&B run id.', usage)
+        raise UsageError(f'Run "{_shown(value)}" is not a W&B run id or name.', usage)
     return value
 
 
