@@ -66,3 +66,16 @@ def test_without_an_exception_the_last_lines_are_shown():
     assert why.tail == ("step 20 loss 0.4", "saving checkpoint")
     assert explain(["x", "KeyboardInterrupt"]).exception == "KeyboardInterrupt"
     assert explain([]).empty
+
+
+def test_python_warnings_are_no_reason_and_never_the_last_lines():
+    warning = (
+        "/venv/lib/python3.11/site-packages/sklearn/ensemble/_forest.py:447: UserWarning: "
+        "Warm-start fitting without increasing n_estimators does not fit new trees."
+    )
+    lines = ["epoch 49 accuracy 0.95", warning, "  warn(", warning, "  warn("]
+    assert explain(lines).tail == ("epoch 49 accuracy 0.95",)
+    assert explain([warning, "  warn("]).empty
+    # A traceback still counts, and a line that merely mentions a warning stays.
+    assert explain([warning, "  warn(", "ValueError: bad"]).exception == "ValueError: bad"
+    assert explain(["saved to warn.txt:3: done"]).tail == ("saved to warn.txt:3: done",)

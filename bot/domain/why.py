@@ -44,6 +44,8 @@ CAUSES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _EXCEPTION = re.compile(
     r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit|Failure)\b(?::.*)?$"
 )
+# `…/sklearn/ensemble/_forest.py:447: UserWarning: …`, as `warnings.warn` prints it.
+_WARNING = re.compile(r"^\S.*:\d+: [A-Z]\w*Warning: ")
 _LINE_LIMIT = 200
 TAIL_LINES = 2
 
@@ -67,9 +69,29 @@ def _clean(line: str) -> str:
     return text if len(text) <= _LINE_LIMIT else text[: _LINE_LIMIT - 1] + "…"
 
 
+def _without_warnings(lines: Sequence[str]) -> list[str]:
+    """Drop Python warnings (`file.py:12: UserWarning: …` and the source line echoed under it).
+
+    They say nothing about why a run ended, and a library's warning repeated every step would
+    otherwise be the "last lines" of every crash.
+    """
+    out: list[str] = []
+    echo = False
+    for line in lines:
+        if _WARNING.match(line.strip()):
+            echo = True
+            continue
+        if echo and line[:1].isspace():
+            echo = False
+            continue
+        echo = False
+        out.append(line)
+    return out
+
+
 def explain(lines: Sequence[str], *, tail: int = TAIL_LINES) -> FailureReason:
     """Pick the exception line and a cause out of a run's last console lines."""
-    kept = [_clean(line) for line in lines if line.strip()]
+    kept = [_clean(line) for line in _without_warnings(lines) if line.strip()]
     exception = next((line for line in reversed(kept) if _EXCEPTION.match(line)), None)
     cause = None
     for name, pattern in CAUSES:
