@@ -81,6 +81,10 @@ class StatusService:
             agents=len(self._store.agents.all(live_only=True)),
             tz=ZoneInfo(self._lab.chat_zone(chat_id)),
         )
+        held = len(self._store.outbox.held(self._clock()))
+        if held:
+            # Counted in the outbox's waiting messages, but waiting on purpose.
+            text += f"\n🌙 {held} held for someone's quiet hours"
         problem = topic_problem(self._store, self._lab, chat_id)
         return text if problem is None else f"{text}\n⚠️ topics: {problem}"
 

@@ -148,6 +148,8 @@ async def test_quiet_hours_hold_a_finished_run_until_they_end(tmp_path: Path) ->
         assert [(chat, kind) for _, chat, kind in held] == [(ALICE, "finished")]
         await h.wait_until(lambda: store.outbox.counts()["pending"] == 1, what="the rest sent")
         assert not any(finished in t for t in h.texts(ALICE))
+        status = await h.reply_to("/status")
+        assert "🌙 1 held for someone's quiet hours" in (status.text or "")
 
         # The quiet range ends (the admin shortened it) and the bot restarts: it goes out.
         await h.stop_bot()
