@@ -223,12 +223,14 @@ class DigestService:
         window = f"{digest.since:%Y%m%dT%H%M%S}-{now:%Y%m%dT%H%M%S}"
         # An on-demand look is its own message even when asked twice within a second.
         key = f"digest:{chat_id}:{window}" + ("" if record else f":now{now:%f}")
-        items = [OutboxItem(chat_id, key, "digest", text, thread_id=thread)]
+        # A digest asked for is an answer: quiet hours do not hold it, as they do a scheduled one.
+        kind = "digest" if record else "digest-asked"
+        items = [OutboxItem(chat_id, key, kind, text, thread_id=thread)]
         if not digest.empty:
             png = await asyncio.to_thread(draw_digest, digest)
             caption = f"{STATE_MARKERS['digest']} {esc(truncate(digest.chat_title, 60))}: runs per project"
             items.append(
-                OutboxItem(chat_id, f"{key}:chart", "digest", caption, photo=png, thread_id=thread)
+                OutboxItem(chat_id, f"{key}:chart", kind, caption, photo=png, thread_id=thread)
             )
         self._store.outbox.enqueue(items, now)
         if record:

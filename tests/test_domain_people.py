@@ -209,6 +209,8 @@ def test_quiet_until_reads_the_wall_clock_of_the_zone(
         ("burst-failed", True),
         ("alert", True),
         ("attention", True),
+        ("config", True),
+        ("digest-asked", True),
     ],
 )
 def test_only_non_urgent_messages_wait(kind: str, urgent: bool) -> None:

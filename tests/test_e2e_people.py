@@ -139,7 +139,10 @@ async def test_quiet_hours_hold_a_finished_run_until_they_end(tmp_path: Path) ->
             run_as(h, KEY_ALICE, 6, "--fail-at", "1"),
         )
         # The failure is urgent: it comes at once, quiet or not, past the held message.
-        await h.wait_for_text(lambda t: failed in t, chat_id=ALICE)
+        urgent = await h.wait_for_text(lambda t: failed in t, chat_id=ALICE)
+        # A button pressed in one's own private chat works there, and its answer is not held.
+        h.telegram.press(ALICE, urgent.message_id, button_text="Config", user_id=ALICE)
+        await h.wait_for_text("n_estimators", chat_id=ALICE)
         await h.wait_for_text(lambda t: finished in t)
         assert h.application is not None
         store = h.application.bot_data.services.store

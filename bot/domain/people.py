@@ -13,9 +13,10 @@ from config.lab import PersonConfig, QuietHours
 NAME_LIMIT = 32
 
 # What may not wait for the morning: a run that failed or crashed or stalls (it holds a
-# GPU for nothing), a metric alert, a stop that took effect, and the bot needing attention.
-# Everything else sent to a person in quiet hours (finished runs, digests, sweep reports)
-# waits until the quiet range ends.
+# GPU for nothing), a metric alert, a stop that took effect, the bot needing attention, and
+# answers the person just asked for (a Config button, /digest). Everything else sent to a
+# person in quiet hours (finished runs, scheduled digests, sweep reports) waits until the
+# quiet range ends.
 URGENT_KINDS = frozenset(
     {
         "failed",
@@ -26,6 +27,8 @@ URGENT_KINDS = frozenset(
         "alert-resolved",
         "stop-confirmed",
         "attention",
+        "config",
+        "digest-asked",
     }
 )
 # What `/mine` sends a person about their own runs.
