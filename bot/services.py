@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -137,10 +138,15 @@ class LabScope:
         """Refuse a project outside the lab (one not fully named is left to the caller)."""
         if self._lab.open_projects or entity is None or project is None:
             return
-        if (entity, project) not in self.projects():
+        own = self.projects()
+        if (entity, project) not in own:
             shown = project if entity == self._lab.entity else f"{entity}/{project}"
+            # A typo is the likeliest reason: name the lab's project it was probably meant for.
+            close = difflib.get_close_matches(project, sorted(p for e, p in own if e == entity), 1)
+            hint = f" Did you mean {close[0]}?" if close else ""
             raise RefusedError(
                 f"{shown} is not one of the lab's projects; an admin can /watch it here first."
+                + hint
             )
 
 

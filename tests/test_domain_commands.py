@@ -253,6 +253,7 @@ def test_parse_runs_accepts(args, default, expected):
         ([], "Say which project"),
         (["wine", "51"], "limit must be from 1 to 50"),
         (["wine", "0"], "limit must be from 1 to 50"),
+        (["wine", "99999999999999999999"], "limit must be a whole number from 1 to 50"),
         (["wine", "sleeping"], "is neither a run state"),
         (["wine", "failed", "failed"], "is neither"),
         (["../../etc"], "is not a project"),

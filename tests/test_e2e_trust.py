@@ -38,6 +38,8 @@ async def test_read_commands_answer_only_for_the_lab_projects(tmp_path: Path) ->
             reply = await h.reply_to(command, user_id=MEMBER)
             assert reply.text is not None and "not one of the lab's projects" in reply.text, command
             assert "s1" not in reply.text
+        typo = await h.reply_to("/runs wine-qualty-dev", user_id=MEMBER)
+        assert typo.text is not None and typo.text.endswith("Did you mean wine-quality-dev?")
         own = await h.reply_to("/runs wine-quality-dev", user_id=MEMBER)
         assert own.text is not None and "not one of the lab's projects" not in own.text
 

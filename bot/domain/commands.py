@@ -639,7 +639,7 @@ def parse_runs(
                 raise UsageError("Say which branch: branch=<name>.", usage)
         elif word in RUN_STATES and state is None:
             state = word
-        elif re.fullmatch(r"\d{1,9}", arg) and not seen_limit:
+        elif arg.isascii() and arg.isdigit() and not seen_limit:
             limit = _positive_int("limit", arg, MAX_RUNS_LIMIT, usage)
             seen_limit = True
         else:
