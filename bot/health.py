@@ -100,7 +100,8 @@ class HealthServer:
 
     def _oldest_queued_age(self, now: datetime) -> float:
         oldest = self._store.outbox.due(now, limit=1)
-        return metrics.age_seconds(now, oldest[0].created_at if oldest else None)
+        # A message held for quiet hours counts its wait from when it was let go.
+        return metrics.age_seconds(now, oldest[0].queued_at if oldest else None)
 
     def report(self) -> dict[str, Any]:
         """Return what `/healthz` shows."""
