@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain.best import BestAnswer, best_answer, choose_goal, render_config
+from bot.domain.best import (
+    BestAnswer,
+    best_answer,
+    choose_goal,
+    logged_metrics,
+    render_config,
+)
 from bot.domain.commands import (
     BEST_USAGE,
     PLOT_USAGE,
@@ -58,6 +64,8 @@ class BestFound:
     swept: tuple[str, ...] = ()
     # What most of the top runs share: not worth repeating on the best one's line.
     usual: Mapping[str, Any] = field(default_factory=dict)
+    # Without an answer: the metrics the project's recent runs do log.
+    logged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +186,9 @@ class InsightService:
         swept = sweep.config.get("parameters") if sweep else None
         first = tuple(swept) if isinstance(swept, dict) else ()
         usual = usual_values([run.config for run in runs])
-        return BestFound(scope, metric, goal, settings.key_metrics, answer, first, usual)
+        # Nothing logged that metric: one more request, only then, to say what runs do log.
+        logged = () if answer else logged_metrics(await self._wandb.recent_runs(entity, project))
+        return BestFound(scope, metric, goal, settings.key_metrics, answer, first, usual, logged)
 
     # -- Config -----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ async def best_command(update: Update, context: CustomContext) -> None:
     services.scope.check(request.entity, request.project)
     found = await services.insight.best(request, context.chat_id)
     if found.answer is None:
-        await context.reply(render_no_best(found.scope, found.metric))
+        await context.reply(render_no_best(found.scope, found.metric, found.logged))
         return
     text, buttons = render_best(
         found.answer,

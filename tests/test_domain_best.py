@@ -12,6 +12,7 @@ from bot.domain.best import (
     best_answer,
     choose_goal,
     fmt_change,
+    logged_metrics,
     render_best,
     render_config,
     render_no_best,
@@ -215,6 +216,30 @@ def test_render_no_best_escapes():
     assert text == (
         "🏆 no run in <b>&lt;script&gt;&amp;&quot;x&quot;&lt;/b&gt;</b> has logged acc&lt;1&gt; yet"
     )
+    assert_telegram_html(text)
+
+
+def test_no_best_names_the_metrics_runs_log_and_the_likeliest_typo():
+    runs = [
+        RunSnapshot(
+            entity="lab",
+            project="wine",
+            id="r1",
+            display_name="r1",
+            state="finished",
+            url="",
+            created_at=T0,
+            summary={"accuracy": 0.9, "loss": 0.3, "_step": 4, "done": True, "note": "x"},
+        )
+    ]
+    logged = logged_metrics(runs)
+    assert logged == ("accuracy", "loss")
+    text = render_no_best("wine", "acuracy", logged)
+    assert text == (
+        "🏆 no run in <b>wine</b> has logged acuracy yet. Did you mean accuracy? "
+        "Its runs log: accuracy, loss."
+    )
+    assert render_no_best("wine", "zzz", logged).endswith("yet. Its runs log: accuracy, loss.")
     assert_telegram_html(text)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PROJECT
+from tests.harness import ENTITY, PROJECT, Harness
 from tests.test_e2e_topics import PROD, polled, reply_in, start, start_bot, stop, topic_named
 
 pytestmark = pytest.mark.slow
@@ -32,3 +32,14 @@ async def test_a_command_typed_in_a_projects_topic_is_about_that_project(tmp_pat
         assert "is finished, not running" in (stopped.text or ""), stopped.text
     finally:
         await stop(h)
+
+
+async def test_best_by_a_mistyped_metric_names_the_metrics_runs_log(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        run = {"entity": ENTITY, "project": PROJECT, "name": "r1", "state": "finished"}
+        h.wb.seed({"runs": [run | {"summary": {"accuracy": 0.9, "loss": 0.2}}]})
+        reply = await h.reply_to(f"/best {PROJECT} acuracy")
+        assert reply.text == (
+            f"🏆 no run in {PROJECT} has logged acuracy yet. Did you mean accuracy? "
+            "Its runs log: accuracy, loss."
+        )

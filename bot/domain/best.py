@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -286,12 +287,31 @@ def render_best(
     return "\n".join(lines), buttons
 
 
-def render_no_best(scope: str, metric: str) -> str:
-    """Say that no run in `scope` has logged `metric` yet."""
-    return (
+def logged_metrics(runs: Sequence[RunSnapshot], limit: int = 12) -> tuple[str, ...]:
+    """Return the numeric metrics the runs' summaries hold (W&B's own `_` keys left out)."""
+    names = {
+        key
+        for run in runs
+        for key, value in run.summary.items()
+        if not key.startswith("_")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }
+    return tuple(sorted(names)[:limit])
+
+
+def render_no_best(scope: str, metric: str, logged: Sequence[str] = ()) -> str:
+    """Say that no run in `scope` has logged `metric` yet, and what its runs do log."""
+    text = (
         f"{STATE_MARKERS['best']} no run in <b>{esc(truncate(scope))}</b> has logged "
         f"{esc(truncate(metric))} yet"
     )
+    if not logged:
+        return text
+    # Most often the metric was mistyped: name the likeliest one, then what there is.
+    close = difflib.get_close_matches(metric, logged, 1)
+    hint = f". Did you mean {esc(close[0])}?" if close else "."
+    return f"{text}{hint} Its runs log: {esc(', '.join(logged))}."
 
 
 # Config keys that look like these hold credentials: Config shows that they are set, not what.
