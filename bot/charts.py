@@ -77,6 +77,10 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
+# About the most title characters one line of a chart holds at TITLE_FONT.
+TITLE_LINE = 48
+
+
 def _figure(size_px: tuple[int, int] = SIZE_PX) -> Figure:
     fig = Figure(figsize=(size_px[0] / DPI, size_px[1] / DPI), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -345,6 +349,12 @@ def pile_points(
     return spots, where
 
 
+def x_locator(values: Sequence[Any]) -> MaxNLocator:
+    """Return the ticks of a numeric parameter: whole numbers only for a whole-number one."""
+    # A seed or a layer count of 0 and 1 ticked at 0.4 and 0.8 reads as fractional values.
+    return MaxNLocator(nbins=3, integer=all(isinstance(v, int) for v in values))
+
+
 def _scatter_panel(
     ax: Axes,
     name: str,
@@ -359,7 +369,7 @@ def _scatter_panel(
         if len(positive) == len(xs) and max(xs) / min(xs) >= _LOG_SPAN:
             ax.set_xscale("log")
         else:
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+            ax.xaxis.set_major_locator(x_locator(xs_raw))
             ax.xaxis.set_major_formatter(CompactFormatter())
     else:
         labels = sorted({plain(x, 10) for x in xs_raw})
@@ -441,7 +451,9 @@ def sweep_scatter_png(
         ax.set_visible(False)
     heading = plain(title, 50)
     if best is not None:
-        heading += f"  ★ best {fmt_number(kept[best][2])}"
+        # A long title and the best on one line run off both edges: the best gets its own.
+        star = f"★ best {fmt_number(kept[best][2])}"
+        heading += f"\n{star}" if len(heading) + len(star) > TITLE_LINE else f"  {star}"
     fig.suptitle(heading, fontsize=TITLE_FONT)
     return _png(fig)
 

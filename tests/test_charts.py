@@ -290,3 +290,18 @@ def test_categorical_runs_on_one_spot_are_counted_like_numeric_ones():
     assert numeric == [(4.0, 0.9, 1), (4.0, 0.8, 1), (8.0, 0.9, 1)]
     png = charts.sweep_scatter_png("s", "accuracy", [({"opt": "adam"}, 0.9)] * 8, 0)
     assert_chart(png)
+
+
+def test_a_long_sweep_title_and_its_best_stay_inside_the_chart():
+    title = "sweep auaagp2w · accuracy (max, from the lab file)"
+    points = [({"seed": 0}, 0.9775), ({"seed": 1}, 0.9888)]
+    data = charts.sweep_scatter_png(title, "accuracy", points, 1)
+    pixels = mpimg.imread(io.BytesIO(data), format="png")[..., :3]
+    heading = pixels[:40]
+    # A margin of white either side of the heading: it neither touches nor runs off an edge.
+    assert np.all(heading[:, :20] > 0.9) and np.all(heading[:, -20:] > 0.9)
+
+
+def test_a_whole_number_parameter_is_ticked_at_whole_numbers():
+    assert list(charts.x_locator([0, 1]).tick_values(0, 1)) == [0, 1]
+    assert any(t % 1 for t in charts.x_locator([0.0, 1.0]).tick_values(0, 1))
