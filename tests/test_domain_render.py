@@ -232,6 +232,14 @@ def test_failed_run_shows_exit_code_and_last_metric():
     assert lines[2] == "last: loss 0.4210 · accuracy 0.9722"
 
 
+def test_a_run_that_failed_at_once_says_within_1s():
+    for summary, expected in (({"_exit_code": 1}, "exit 1 within 1s"), ({}, "within 1s")):
+        run = make_run("failed", summary={"_runtime": 0.4, **summary})
+        text, _ = render_run_event(make_event("failed", run), PROJECT, UI, UTC)
+        line = check_html(text).splitlines()[1]
+        assert expected in line and "under" not in line, line
+
+
 def test_stalled_run_still_heartbeating_and_its_buttons():
     run = make_run("running", heartbeat_at=T0 - timedelta(seconds=20))
     event = make_event("stalled", run, idle_for=840.0, cadence=30.0, stalled_by="step")

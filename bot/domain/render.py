@@ -275,7 +275,9 @@ def render_run_event(
         return _fit(lines), _run_buttons(event, "config", "plot")
     if kind == "failed":
         code = _exit_code(run)
-        how = f"exit {esc(code)} after {runtime}" if code is not None else f"after {runtime}"
+        # "after under 1s" reads badly: a run that died at once says "within 1s".
+        after = "within 1s" if runtime == "under 1s" else f"after {runtime}"
+        how = f"exit {esc(code)} {after}" if code is not None else after
         host = f" · host {_label(run.host)}" if run.host else ""
         last = metric_items(run, project)[:2]
         lines = [
