@@ -352,7 +352,8 @@ def test_agent_exit_and_crash_loop_alert():
     )
     assert check_html(text).splitlines()[1] == "3 runs failed within 10 min"
     assert [b.action for b in buttons[0]] == ["sweep_stop"]
-    assert "/sweep resume" in text and "sweep=" in text
+    # Resume alone goes on (it starts agents for the runs left): no second command to type.
+    assert "/sweep resume k3x9q</code> goes on" in text and "sweep=" not in text
 
 
 def test_status_lists_projects_and_health():

@@ -133,6 +133,7 @@ def test_crash_loop_alert_names_the_error_escaped() -> None:
     )
     assert text.startswith("⚠️ sweep")
     assert "<code>ValueError: &lt;bad&gt;</code>" in text
+    assert text.count("agents stopped") == 1, text
     assert [b.action for row in buttons for b in row] == ["sweep_stop"]
 
 

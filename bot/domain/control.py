@@ -274,8 +274,7 @@ def render_crash_loop(
     )
     first, _, rest = text.partition("\n")
     shown = f"error: <code>{esc(error)}</code>" if error else "error: none in the agent's log"
-    agents = "agents stopped" if paused else ""
-    return "\n".join(p for p in (first, shown, rest, agents) if p), buttons
+    return "\n".join(p for p in (first, shown, rest) if p), buttons
 
 
 # --- /stop ------------------------------------------------------------------------------

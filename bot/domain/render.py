@@ -538,9 +538,8 @@ def render_crash_loop_alert(
         f"{action} · {_label(project)}",
         f"{len(failures)} runs failed within {fmt_ago(window_s)}",
         "failed: " + ", ".join(run_link(r) for r in failures[:5]) if failures else "",
-        # The breaker stopped the agents too: resuming the sweep alone would run nothing.
-        f"agents stopped · once fixed: <code>/sweep resume {esc(sweep_id)}</code>, then "
-        f"<code>/sweep start &lt;name&gt; sweep={esc(sweep_id)}</code>"
+        # The breaker stopped the agents too; Resume starts agents again for the runs left.
+        f"agents stopped · once fixed, <code>/sweep resume {esc(sweep_id)}</code> goes on"
         if paused
         else "",
     ]
