@@ -95,7 +95,7 @@ async def stop_again_pressed(context: CustomContext, record: CallbackRecord) -> 
     await context.services.wandb.stop_run(key.entity, key.project, key.run_id)
     _await_end(context, key)
     await context.answer("Stop sent again.")
-    await context.edit(render_stop_resent(record.target))
+    await context.edit(render_stop_resent(record.target, await _shown_run(context, key)))
 
 
 async def stop_no_pressed(context: CustomContext, record: CallbackRecord) -> None:

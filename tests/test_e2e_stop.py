@@ -160,6 +160,7 @@ async def test_a_stop_that_has_not_taken_effect_is_told_with_a_retry(tmp_path: P
                 m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == slow.message_id
             )
             assert "stop sent again" in (edited.text or "") and not edited.buttons
+            assert f"{ENTITY}/{PROJECT}/" not in (edited.text or ""), edited.text
 
             os.kill(proc.pid, signal.SIGCONT)
             await asyncio.wait_for(proc.wait(), 40)

@@ -353,10 +353,10 @@ def render_stop_slow(path: str, waited_s: float) -> tuple[str, Buttons]:
     return text, ((Button("Try again", "stop_again", path),),)
 
 
-def render_stop_resent(path: str) -> str:
+def render_stop_resent(path: str, run: RunSnapshot | None = None) -> str:
     """Render the edited note once the stop was sent to W&B again."""
     return (
-        f"{STATE_MARKERS['killed']} stop sent again for {_run_name(path, None)}; "
+        f"{STATE_MARKERS['killed']} stop sent again for {_run_name(path, run)}; "
         "I'll say when it has stopped."
     )
 
