@@ -13,6 +13,7 @@ import pytest
 from bot.callbacks import EXPIRED
 from handlers.stop import NOT_YOURS
 from tests.harness import ADMIN, ENTITY, LAB_CHAT, MEMBER, PROJECT, Harness
+from tests.servers.telegram import ChatMessage
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ async def test_stop_confirmed_kills_the_run_and_confirms_once(tmp_path: Path) ->
             )
             assert "stop requested" in (edited.text or "")
             # The answered prompt names the run as the chat does, not by its internal path.
-            assert f"{ENTITY}/{PROJECT}/" not in (edited.text or ""), edited.text
+            assert f"{ENTITY}/{PROJECT}/" not in (edited().text or ""), edited().text
             assert not edited.buttons
 
             await asyncio.wait_for(proc.wait(), 40)
@@ -156,11 +157,16 @@ async def test_a_stop_that_has_not_taken_effect_is_told_with_a_retry(tmp_path: P
             h.telegram.press(LAB_CHAT, slow.message_id, button_text="Try again", user_id=ADMIN)
             await h.wait_until(lambda: "Stop sent again." in answers(h), what="stop sent again")
             assert stop_requests(h) == before + 1
-            edited = next(
-                m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == slow.message_id
-            )
-            assert "stop sent again" in (edited.text or "") and not edited.buttons
-            assert f"{ENTITY}/{PROJECT}/" not in (edited.text or ""), edited.text
+
+            def edited() -> ChatMessage:
+                return next(
+                    m for m in h.telegram.bot_messages(LAB_CHAT) if m.message_id == slow.message_id
+                )
+
+            # The answer to the press comes first; the message's edit follows it.
+            await h.wait_until(lambda: "stop sent again" in (edited().text or ""), what="edit")
+            assert not edited().buttons
+            assert f"{ENTITY}/{PROJECT}/" not in (edited().text or ""), edited().text
 
             os.kill(proc.pid, signal.SIGCONT)
             await asyncio.wait_for(proc.wait(), 40)
