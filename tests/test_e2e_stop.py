@@ -77,7 +77,7 @@ async def test_stop_confirmed_kills_the_run_and_confirms_once(tmp_path: Path) ->
             )
             assert "stop requested" in (edited.text or "")
             # The answered prompt names the run as the chat does, not by its internal path.
-            assert f"{ENTITY}/{PROJECT}/" not in (edited().text or ""), edited().text
+            assert f"{ENTITY}/{PROJECT}/" not in (edited.text or ""), edited.text
             assert not edited.buttons
 
             await asyncio.wait_for(proc.wait(), 40)
