@@ -393,7 +393,11 @@ def webhook_options(settings: Settings) -> dict[str, Any]:
 async def check(settings: Settings, lab: LabConfig) -> int:
     """Check W&B and Telegram with the configured credentials and print a short report."""
     ok = True
-    print(f"lab file: {settings.lab_file} ok ({len(lab.chats)} chats, {len(lab.sweeps)} sweeps)")
+    chats, sweeps = len(lab.chats), len(lab.sweeps)
+    print(
+        f"lab file: {settings.lab_file} ok ({chats} chat{'' if chats == 1 else 's'},"
+        f" {sweeps} sweep{'' if sweeps == 1 else 's'})"
+    )
     # A person waits at the terminal: one short attempt says "unreachable" in seconds.
     timeout = min(settings.wandb_timeout, CHECK_TIMEOUT_S)
     wandb = WandbClient(

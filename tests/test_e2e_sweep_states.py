@@ -93,3 +93,6 @@ async def test_joining_a_finished_sweep_is_refused_not_shown_past_its_end(tmp_pa
         assert not services(h).store.agents.all(live_only=True)
         assert "1/1" in card_text(h, path)
         assert not any("2/1" in t or "1/2" in t or "3/2" in t for t in h.texts())
+        # Pausing what has ended says so, not that W&B refused.
+        answer = await h.reply_to(f"/sweep pause {sweep_id}")
+        assert "has ended (finished): there is nothing to pause" in (answer.text or ""), answer.text

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from bot.domain.control import SweepProgress, summarise_runs
 from bot.domain.keys import SweepKey
+from wandb_client.errors import WandbError
 from wandb_client.models import RunSnapshot, SweepSnapshot
 from wandb_client.sweep_control import SweepAction
 
@@ -68,6 +69,23 @@ def split_path(path: str) -> tuple[str, str, str]:
 def gpus_text(gpus: Sequence[int]) -> str:
     """Return GPUs as the comma list the store keeps."""
     return ",".join(str(g) for g in gpus)
+
+
+ENDED_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "CRASHED"})
+
+
+async def explain_refusal(wandb: SweepSource, path: str, action: SweepAction) -> None:
+    """Raise a SweepError saying why W&B refused `action` when the sweep has ended."""
+    try:
+        snapshot = await wandb.sweep(*split_path(path))
+    except WandbError:
+        return  # the refusal itself is the better answer
+    if snapshot.state.upper() in ENDED_STATES:
+        state = "cancelled" if snapshot.state.upper() == "CANCELED" else "ended"
+        raise SweepError(
+            f"Sweep {split_path(path)[2]} has {state} ({snapshot.state.lower()}):"
+            f" there is nothing to {action}."
+        )
 
 
 async def read_progress(wandb: SweepSource, path: str) -> tuple[SweepSnapshot, SweepProgress]:

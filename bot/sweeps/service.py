@@ -17,7 +17,14 @@ from bot.store import Store, SweepRecord
 from bot.sweeps.agents import LOCAL, AgentWatch
 from bot.sweeps.breaker import CrashLoopBreaker
 from bot.sweeps.card import CardBot, SweepCards
-from bot.sweeps.common import SweepError, SweepSource, Tasks, read_progress, split_path
+from bot.sweeps.common import (
+    SweepError,
+    SweepSource,
+    Tasks,
+    explain_refusal,
+    read_progress,
+    split_path,
+)
 from bot.sweeps.control import AgentControl
 from bot.sweeps.derived import DerivedSweep, DerivedSweeps
 from bot.sweeps.launchers import LauncherRegistry
@@ -27,6 +34,7 @@ from bot.sweeps.status import resolve_ref, sweep_views
 from bot.topics import Topics
 from config import LabConfig, Settings
 from config.lab import SweepDef
+from wandb_client.errors import WandbError
 from wandb_client.sweep_control import SweepAction
 
 log = logging.getLogger(__name__)
@@ -286,7 +294,11 @@ class SweepService:
         record = self._store.sweeps.get(path)
         if action == "resume" and record is not None and not self.agents.live(path):
             return await self._restart(record)
-        await self._wandb.set_sweep_state(*split_path(path), action)
+        try:
+            await self._wandb.set_sweep_state(*split_path(path), action)
+        except WandbError:
+            await explain_refusal(self._wandb, path, action)
+            raise
         if record is not None:
             self.request_refresh(path)
         return SweepChange(path, action)
