@@ -14,8 +14,9 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.callbacks import keyboard
-from bot.domain.format import TELEGRAM_CAPTION_LIMIT, esc, fmt_duration, utf16_len
+from bot.domain.format import TELEGRAM_CAPTION_LIMIT, fmt_duration, utf16_len
 from bot.domain.pacing import Pacer, SendLimits
+from bot.domain.render import render_chat_paused, render_telegram_back
 from bot.store import OutboxItem, OutboxRow, Store
 from bot.topics import NoTopics, Topics
 
@@ -354,10 +355,7 @@ class Delivery:
         late = 1 + self._store.outbox.counts()["pending"]
         self.stats.late += late
         log.warning("Telegram reachable again after %s", fmt_duration(lasted))
-        text = (
-            f"⚠️ Telegram was unreachable for {fmt_duration(lasted)}; "
-            f"{late} notification{'s' if late != 1 else ''} delivered late."
-        )
+        text = render_telegram_back(lasted, late)
         stamp = now.strftime("%Y%m%d%H%M%S%f")
         self._store.outbox.enqueue(
             [OutboxItem(a, f"recovered:{a}:{stamp}", "attention", text) for a in self._admins], now
@@ -378,10 +376,7 @@ class Delivery:
             return
         self.stats.paused += 1
         log.warning("chat %s refused the bot (%s); its notifications are paused", chat_id, reason)
-        text = (
-            f"⚠️ I can no longer post to chat <code>{chat_id}</code> ({esc(reason)}). "
-            "Its notifications are paused until someone there sends me a command."
-        )
+        text = render_chat_paused(chat_id, reason)
         stamp = now.strftime("%Y%m%d%H%M%S")
         self._store.outbox.enqueue(
             [

@@ -687,3 +687,19 @@ def render_status(
 def render_usage_error(err: Exception) -> str:
     """Render a refusal as one escaped line: what was wrong and the usage."""
     return esc(str(err))
+
+
+def render_telegram_back(lasted_s: float, late: int) -> str:
+    """Render the admins' note that Telegram is reachable again after an outage."""
+    return (
+        f"⚠️ Telegram was unreachable for {fmt_duration(lasted_s)}; "
+        f"{late} notification{'s' if late != 1 else ''} delivered late."
+    )
+
+
+def render_chat_paused(chat_id: int, reason: str) -> str:
+    """Render the admins' note that a chat refused the bot and its notifications wait."""
+    return (
+        f"⚠️ I can no longer post to chat <code>{chat_id}</code> ({esc(reason)}). "
+        "Its notifications are paused until someone there sends me a command."
+    )
